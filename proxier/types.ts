@@ -3,7 +3,7 @@
  * trackers build these; rendering and conntrack cleanup read them. Nothing here refers to the
  * API types, so rendering tests can build a cluster state by hand.
  */
-import type { IPFamily } from '../pkg/net/ip.js';
+import type { IPFamily } from '../pkg/net/ip.ts';
 
 export type { IPFamily };
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';

@@ -5,7 +5,7 @@
  * (zod strips the rest), and the types below are what the rest of the code works with.
  */
 import { z } from 'zod';
-import { parseCIDR, parseIP } from '../net/ip.js';
+import { parseCIDR, parseIP } from '../net/ip.ts';
 
 const ipAddress = z.string().refine((s) => parseIP(s) !== undefined, { message: 'not a valid IP address' });
 const cidr = z.string().refine((s) => parseCIDR(s) !== undefined, { message: 'not a valid CIDR' });
