@@ -145,6 +145,9 @@ export const nodeSchema = z.object({
     z.object({
       podCIDR: opt(cidr),
       podCIDRs: opt(z.array(cidr)),
+      // Health eligibility (pkg/health): a node tainted ToBeDeletedByClusterAutoscaler answers
+      // 503 on /healthz so that load balancers drain it before it goes.
+      taints: opt(z.array(z.object({ key: z.string(), value: opt(z.string()), effect: opt(z.string()) }))),
     }),
   ).transform((s) => s ?? {}),
   status: opt(
