@@ -1,0 +1,315 @@
+/**
+ * Rendering: a pure, deterministic function from the proxier's state (service ports, endpoints)
+ * and node configuration to the filter and nat contents of one `iptables-restore --noflush`
+ * payload, laid out as upstream kube-proxy's syncProxyRules writes it. No clock, no process:
+ * everything that upstream reads from the system (interface addresses, existing chains, nfacct
+ * counters, random-fully support) comes in through the config and options.
+ *
+ * Upstream visits services in Go map order (random per sync); here they are visited sorted by
+ * service port name, then protocol, and the nodeports jump stays last in nat KUBE-SERVICES.
+ */
+import type { TableContent } from '../pkg/iptables/payload.ts';
+import { buildRestorePayload, chainLine, comment, newTableContent } from '../pkg/iptables/payload.ts';
+import type { IPFamily, ParsedIP } from '../pkg/net/ip.ts';
+import { cidrContains, parseCIDR, parseIP } from '../pkg/net/ip.ts';
+import {
+  isServiceChain,
+  KUBE_EXTERNAL_SERVICES,
+  KUBE_FIREWALL,
+  KUBE_FORWARD,
+  KUBE_MARK_MASQ,
+  KUBE_NODEPORTS,
+  KUBE_POSTROUTING,
+  KUBE_PROXY_FIREWALL,
+  KUBE_SERVICES,
+} from './chains.ts';
+import type { LocalDetectorConfig } from './localdetect.ts';
+import { createLocalDetector } from './localdetect.ts';
+import type { RuleSink } from './render-service.ts';
+import { discardSink, renderServicePort } from './render-service.ts';
+import {
+  masqueradeMark,
+  NFACCT_LOCALHOST_NODEPORTS_ACCEPTED,
+  writeForwardRules,
+  writeKubeletFirewallRule,
+  writeNatStaticRules,
+} from './render-static.ts';
+import type { EndpointsMap, ServiceKey, ServicePort, ServicePortMap } from './types.ts';
+import { serviceKey, servicePortKey, servicePortNameString } from './types.ts';
+
+export type { BuiltinJump } from './render-static.ts';
+export {
+  masqueradeMark,
+  NFACCT_CT_STATE_INVALID_DROPPED,
+  NFACCT_LOCALHOST_NODEPORTS_ACCEPTED,
+  renderBuiltinJumps,
+} from './render-static.ts';
+
+/** Above this many endpoints (all service ports together) rules lose their per-endpoint comments. */
+export const LARGE_CLUSTER_ENDPOINTS_THRESHOLD = 1000;
+
+export interface RenderState {
+  readonly services: ServicePortMap;
+  readonly endpoints: EndpointsMap;
+}
+
+export interface RenderConfig {
+  readonly family: IPFamily;
+  readonly nodeName: string;
+  /**
+   * The node's primary IPs (any family). The first one of `family` is upstream's `nodeIP`: a
+   * loadBalancerSourceRange containing it also allows the LB VIPs as sources. They are also the
+   * addresses `nodePortAddresses: 'primary'` selects.
+   */
+  readonly nodeIPs: readonly string[];
+  /** The Node's labels; `topology.kubernetes.io/zone` drives zone hints. */
+  readonly nodeLabels: Readonly<Record<string, string>>;
+  /** Bit of the masquerade mark, default 14 (mark 0x00004000). */
+  readonly masqueradeBit?: number;
+  readonly masqueradeAll: boolean;
+  readonly localDetector: LocalDetectorConfig;
+  /**
+   * CIDRs whose local addresses accept NodePorts (entries of the other family are ignored; none
+   * of this family means every local address), or 'primary' for the node IPs only.
+   */
+  readonly nodePortAddresses: readonly string[] | 'primary';
+  /**
+   * Addresses on the node's interfaces (what upstream lists with net.InterfaceAddrs). Only read
+   * when nodePortAddresses restricts NodePorts to some CIDRs.
+   */
+  readonly localAddresses?: readonly string[];
+  /** --iptables-localhost-nodeports (IPv4 only; turned off when nodePortAddresses exclude 127.0.0.1). */
+  readonly localhostNodePorts: boolean;
+  /** iptables supports MASQUERADE --random-fully (>= 1.6.2). */
+  readonly hasRandomFully: boolean;
+  /** nfacct counters that exist (ct_state_invalid_dropped_pkts, localhost_nps_accepted_pkts). */
+  readonly nfacctCounters: ReadonlySet<string>;
+  /** net.netfilter.nf_conntrack_tcp_be_liberal is non-zero: no INVALID drop rule. */
+  readonly tcpBeLiberal: boolean;
+}
+
+export interface RenderOptions {
+  /** Rewrite every per-service chain (else only those of `changedServices`). */
+  readonly full: boolean;
+  /** Services (namespace/name) whose Service or EndpointSlices changed since the last sync. */
+  readonly changedServices?: ReadonlySet<ServiceKey>;
+  /**
+   * nat chains that exist now (from iptables-save). Chains with a service prefix that the
+   * rendered state does not use are flushed and deleted. Leave it out to skip stale-chain
+   * deletion (upstream does so in large-cluster mode more often than once per sync period).
+   */
+  readonly existingNatChains?: ReadonlySet<string>;
+}
+
+/** Rule gauges as upstream's sync_proxy_rules_iptables_total / _last (section 3.4). */
+export interface RuleCounts {
+  /** All rules the table holds after this sync (nat: written + skipped - deleted chains). */
+  readonly total: number;
+  /** Rules written in this payload. */
+  readonly last: number;
+}
+
+export interface RenderResult {
+  readonly payload: string;
+  readonly filter: TableContent;
+  readonly nat: TableContent;
+  /** Every per-service nat chain the state uses (written or skipped). */
+  readonly activeNatChains: Set<string>;
+  /** Stale chains this payload deletes (chain line + `-X`), sorted. */
+  readonly deletedNatChains: readonly string[];
+  /** `-A` lines in the nat table of the payload. */
+  readonly natRuleCount: number;
+  /** `-A` lines in the filter table of the payload. */
+  readonly filterRuleCount: number;
+  readonly ruleCounts: { readonly filter: RuleCounts; readonly nat: RuleCounts };
+  /** Service ports whose Local policy has endpoints elsewhere but none on this node. */
+  readonly noLocalEndpoints: { readonly internal: number; readonly external: number };
+  readonly totalEndpoints: number;
+  readonly largeClusterMode: boolean;
+  /** Things upstream logs while rendering (e.g. loopback nodePortAddresses that are skipped). */
+  readonly warnings: readonly string[];
+}
+
+/** Endpoints of every service port in the map (ready or not), as upstream counts them. */
+export function totalEndpointCount(state: RenderState): number {
+  let total = 0;
+  for (const key of state.services.keys()) total += state.endpoints.get(key)?.length ?? 0;
+  return total;
+}
+
+function compareServicePorts(a: ServicePort, b: ServicePort): number {
+  const na = servicePortNameString(a.name);
+  const nb = servicePortNameString(b.name);
+  if (na !== nb) return na < nb ? -1 : 1;
+  return a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : 0;
+}
+
+function isLoopback(ip: ParsedIP): boolean {
+  return ip.family === 'IPv4' ? ip.bytes[0] === 127 : ip.text === '::1';
+}
+
+interface NodePortScope {
+  /** No restriction: every local address (`--dst-type LOCAL`). */
+  readonly matchAll: boolean;
+  /** Addresses to write one nodeports jump each, when not matchAll. */
+  readonly addresses: readonly ParsedIP[];
+  /** 127.0.0.1 is inside the scope; otherwise localhost NodePorts are off (as NewProxier). */
+  readonly containsIPv4Loopback: boolean;
+}
+
+/** Upstream's NodePortAddresses for one family, resolved against the node's addresses. */
+function nodePortScope(config: RenderConfig): NodePortScope {
+  const family = config.family;
+  const cidrTexts =
+    config.nodePortAddresses === 'primary'
+      ? config.nodeIPs.map((ip) => `${ip}/${ip.includes(':') ? 128 : 32}`)
+      : config.nodePortAddresses;
+  const cidrs = cidrTexts.flatMap((c) => {
+    const parsed = parseCIDR(c);
+    return parsed && parsed.family === family ? [parsed] : [];
+  });
+  if (cidrs.length === 0 || cidrs.some((c) => c.prefixLength === 0)) {
+    return { matchAll: true, addresses: [], containsIPv4Loopback: family === 'IPv4' };
+  }
+  const loopback = parseIP('127.0.0.1')!;
+  const containsIPv4Loopback = cidrs.some((c) => c.family === 'IPv4' && (c.network.bytes[0] === 127 || cidrContains(c, loopback)));
+  const seen = new Set<string>();
+  const addresses: ParsedIP[] = [];
+  for (const a of config.localAddresses ?? []) {
+    const ip = parseIP(a.includes('/') ? a.slice(0, a.indexOf('/')) : a);
+    if (!ip || ip.family !== family || seen.has(ip.text)) continue;
+    if (cidrs.some((c) => cidrContains(c, ip))) {
+      seen.add(ip.text);
+      addresses.push(ip);
+    }
+  }
+  return { matchAll: false, addresses, containsIPv4Loopback };
+}
+
+const NODEPORTS_COMMENT = 'kubernetes service nodeports; NOTE: this must be the last rule in this chain';
+
+/** Renders the whole restore payload for one IP family. Pure and deterministic. */
+export function renderRules(state: RenderState, config: RenderConfig, opts: RenderOptions): RenderResult {
+  const family = config.family;
+  const isIPv6 = family === 'IPv6';
+  const mark = masqueradeMark(config.masqueradeBit ?? 14);
+  const warnings: string[] = [];
+  const scope = nodePortScope(config);
+  const localhostNodePorts = config.localhostNodePorts && !isIPv6 && scope.containsIPv4Loopback;
+  const detector = createLocalDetector(config.localDetector, family);
+  const nodeIPText = config.nodeIPs.find((ip) => parseIP(ip)?.family === family);
+  const nodeIP = nodeIPText === undefined ? undefined : parseIP(nodeIPText);
+
+  const filter = newTableContent('filter');
+  const nat = newTableContent('nat');
+
+  for (const chain of [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL]) {
+    filter.chains.writeLine(chainLine(chain));
+  }
+  for (const chain of [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ]) {
+    nat.chains.writeLine(chainLine(chain));
+  }
+  writeNatStaticRules(nat.rules, mark, config.hasRandomFully);
+  if (!isIPv6 && localhostNodePorts) {
+    filter.chains.writeLine(chainLine(KUBE_FIREWALL));
+    writeKubeletFirewallRule(filter.rules);
+  }
+
+  const totalEndpoints = totalEndpointCount(state);
+  const largeClusterMode = totalEndpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD;
+  const ctx = {
+    nodeName: config.nodeName,
+    nodeLabels: config.nodeLabels,
+    nodeIP,
+    masqueradeAll: config.masqueradeAll,
+    localDetector: detector,
+    localhostNodePortCounter: localhostNodePorts && config.nfacctCounters.has(NFACCT_LOCALHOST_NODEPORTS_ACCEPTED),
+    largeClusterMode,
+  };
+
+  const skippedChains: RuleSink = discardSink();
+  const skippedRules: RuleSink = discardSink();
+  const activeNatChains = new Set<string>();
+  let noLocalInternal = 0;
+  let noLocalExternal = 0;
+
+  const services = [...state.services.values()].sort(compareServicePorts);
+  for (const svc of services) {
+    const write =
+      opts.full || (opts.changedServices?.has(serviceKey(svc.name.namespace, svc.name.name)) ?? false);
+    const outcome = renderServicePort(svc, state.endpoints.get(servicePortKey(svc.name)) ?? [], ctx, {
+      filterRules: filter.rules,
+      topNatRules: nat.rules,
+      natChains: write ? nat.chains : skippedChains,
+      natRules: write ? nat.rules : skippedRules,
+    });
+    for (const c of outcome.activeChains) activeNatChains.add(c);
+    if (outcome.noLocalInternal) noLocalInternal++;
+    if (outcome.noLocalExternal) noLocalExternal++;
+  }
+
+  // Stale chains: a chain line (which flushes it) and -X. They are unreferenced by now.
+  const deletedNatChains = [...(opts.existingNatChains ?? [])]
+    .filter((c) => isServiceChain(c) && !activeNatChains.has(c))
+    .sort();
+  for (const c of deletedNatChains) {
+    nat.chains.writeLine(chainLine(c));
+    nat.rules.write('-X', c);
+  }
+
+  // The nodeports jump goes last: `--dst-type LOCAL` is broad and every specific service-IP rule
+  // must be tried first.
+  if (scope.matchAll) {
+    // Localhost NodePorts never work on IPv6, and on IPv4 only with route_localnet.
+    const loopbackExclusion = isIPv6 ? ['!', '-d', '::1/128'] : localhostNodePorts ? [] : ['!', '-d', '127.0.0.0/8'];
+    nat.rules.write(
+      '-A',
+      KUBE_SERVICES,
+      comment(NODEPORTS_COMMENT),
+      '-m',
+      'addrtype',
+      '--dst-type',
+      'LOCAL',
+      loopbackExclusion,
+      '-j',
+      KUBE_NODEPORTS,
+    );
+  } else {
+    for (const ip of scope.addresses) {
+      if (isLoopback(ip)) {
+        if (isIPv6) {
+          warnings.push(`--nodeport-addresses includes localhost (${ip.text}) but localhost NodePorts are not supported on IPv6`);
+          continue;
+        }
+        if (!localhostNodePorts) {
+          warnings.push(`--nodeport-addresses includes localhost (${ip.text}) but --iptables-localhost-nodeports=false was passed`);
+          continue;
+        }
+      }
+      nat.rules.write('-A', KUBE_SERVICES, comment(NODEPORTS_COMMENT), '-d', ip.text, '-j', KUBE_NODEPORTS);
+    }
+  }
+
+  writeForwardRules(filter.rules, mark, config.tcpBeLiberal, config.nfacctCounters);
+
+  const deleted = deletedNatChains.length;
+  const natWritten = nat.rules.length - deleted;
+  const filterWritten = filter.rules.length;
+  return {
+    payload: buildRestorePayload([filter, nat]),
+    filter,
+    nat,
+    activeNatChains,
+    deletedNatChains,
+    natRuleCount: natWritten,
+    filterRuleCount: filterWritten,
+    ruleCounts: {
+      filter: { total: filterWritten, last: filterWritten },
+      nat: { total: natWritten + skippedRules.length, last: natWritten },
+    },
+    noLocalEndpoints: { internal: noLocalInternal, external: noLocalExternal },
+    totalEndpoints,
+    largeClusterMode,
+    warnings,
+  };
+}
