@@ -3,7 +3,12 @@
  * counts a `restore-failed` and schedules a full resync, `--cleanup` ignores `not-found`, and so on.
  */
 
-export type IptablesErrorCode = 'exec-failed' | 'restore-failed' | 'lock-timeout' | 'not-found' | 'parse-error';
+export type IptablesErrorCode =
+  | 'exec-failed'
+  | 'restore-failed'
+  | 'lock-timeout'
+  | 'not-found'
+  | 'parse-error';
 
 export interface IptablesErrorDetails {
   /** The command line that failed, when a process was run (never through a shell). */
@@ -83,8 +88,13 @@ export class RestoreError extends IptablesError {
     const reason = firstMeaningfulLine(opts.stderr);
     const where = line === undefined ? 'at an unknown line' : `at line ${line}`;
     const shown = lineText === undefined ? '' : `: ${JSON.stringify(lineText)}`;
-    const around = context.map((l) => `${l.line === line ? '>' : ' '} ${String(l.line).padStart(5)} ${l.text}`);
-    const message = [`iptables-restore failed ${where}${shown}${reason ? ` (${reason})` : ''}`, ...around].join('\n');
+    const around = context.map(
+      (l) => `${l.line === line ? '>' : ' '} ${String(l.line).padStart(5)} ${l.text}`,
+    );
+    const message = [
+      `iptables-restore failed ${where}${shown}${reason ? ` (${reason})` : ''}`,
+      ...around,
+    ].join('\n');
     super('restore-failed', message, {
       stderr: opts.stderr,
       ...(opts.command ? { command: opts.command } : {}),
@@ -117,7 +127,8 @@ function linesAround(lines: readonly string[], line: number, n: number): Payload
   // A payload ends with "\n", so split() leaves an empty last element that is not a line.
   const last = lines.length > 0 && lines[lines.length - 1] === '' ? lines.length - 1 : lines.length;
   const out: PayloadLine[] = [];
-  for (let i = Math.max(1, line - n); i <= Math.min(last, line + n); i++) out.push({ line: i, text: lines[i - 1]! });
+  for (let i = Math.max(1, line - n); i <= Math.min(last, line + n); i++)
+    out.push({ line: i, text: lines[i - 1]! });
   return out;
 }
 
@@ -126,6 +137,8 @@ function firstMeaningfulLine(stderr: string): string {
     .split('\n')
     .map((l) => l.trim())
     // nft prints this for `-W` on every call; it says nothing about the failure.
-    .filter((l) => l !== '' && !l.startsWith('Ignoring deprecated --wait-interval') && !l.startsWith('Try `'));
+    .filter(
+      (l) => l !== '' && !l.startsWith('Ignoring deprecated --wait-interval') && !l.startsWith('Try `'),
+    );
   return lines.join('; ');
 }

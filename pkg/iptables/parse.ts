@@ -143,12 +143,23 @@ function runParser(text: string, done: ParsedTable[]): void {
       case 'outside': {
         const m = TABLE_LINE.exec(line);
         if (!m) {
-          const what = line.startsWith('-') || line.startsWith(':') ? 'rule or chain outside a table' : 'expected "*table"';
+          const what =
+            line.startsWith('-') || line.startsWith(':')
+              ? 'rule or chain outside a table'
+              : 'expected "*table"';
           throw new IptablesParseError(n, `${what}: ${JSON.stringify(line)}`);
         }
         state = {
           kind: 'inside',
-          table: { name: m[1]!, line: n, chains: [], rules: [], declared: new Set(), deleted: new Set(), filled: new Set() },
+          table: {
+            name: m[1]!,
+            line: n,
+            chains: [],
+            rules: [],
+            declared: new Set(),
+            deleted: new Set(),
+            filled: new Set(),
+          },
         };
         break;
       }
@@ -158,7 +169,10 @@ function runParser(text: string, done: ParsedTable[]): void {
           done.push({ name: t.name, line: t.line, commitLine: n, chains: t.chains, rules: t.rules });
           state = { kind: 'outside' };
         } else if (line.startsWith('*')) {
-          throw new IptablesParseError(n, `table "${t.name}" (line ${t.line}) has no COMMIT before ${JSON.stringify(line)}`);
+          throw new IptablesParseError(
+            n,
+            `table "${t.name}" (line ${t.line}) has no COMMIT before ${JSON.stringify(line)}`,
+          );
         } else if (line.startsWith(':')) {
           t.chains.push(parseChainLine(t, line, n));
         } else {
@@ -169,7 +183,10 @@ function runParser(text: string, done: ParsedTable[]): void {
     }
   }
   if (state.kind === 'inside') {
-    throw new IptablesParseError(lines.length + 1, `table "${state.table.name}" (line ${state.table.line}) has no COMMIT`);
+    throw new IptablesParseError(
+      lines.length + 1,
+      `table "${state.table.name}" (line ${state.table.line}) has no COMMIT`,
+    );
   }
 }
 
@@ -197,7 +214,8 @@ function parseCommandLine(t: OpenTable, line: string, n: number): ParsedRule {
   if (unterminatedQuote) throw new IptablesParseError(n, `unterminated quote in ${JSON.stringify(line)}`);
   const first = words[0] ?? '';
   const op = SHORT_OPS.has(first) ? (first as RuleOp) : LONG_OPS[first];
-  if (!op) throw new IptablesParseError(n, `unknown command ${JSON.stringify(first)} in ${JSON.stringify(line)}`);
+  if (!op)
+    throw new IptablesParseError(n, `unknown command ${JSON.stringify(first)} in ${JSON.stringify(line)}`);
   const chain = words[1];
   if (chain === undefined || chain === '') throw new IptablesParseError(n, `${op} needs a chain name`);
   let args = words.slice(2);
@@ -206,14 +224,18 @@ function parseCommandLine(t: OpenTable, line: string, n: number): ParsedRule {
   if (op === '-N') {
     t.declared.add(chain);
   } else if (!known) {
-    throw new IptablesParseError(n, `${op} for undeclared chain "${chain}" (no ":${chain}" line in table "${t.name}")`);
+    throw new IptablesParseError(
+      n,
+      `${op} for undeclared chain "${chain}" (no ":${chain}" line in table "${t.name}")`,
+    );
   }
 
   let position: number | undefined;
   if ((op === '-I' || op === '-R' || op === '-D') && args.length > 0 && /^\d+$/.test(args[0]!)) {
     position = Number(args[0]);
     args = args.slice(1);
-    if (position < 1) throw new IptablesParseError(n, `rule number must be at least 1 in ${JSON.stringify(line)}`);
+    if (position < 1)
+      throw new IptablesParseError(n, `rule number must be at least 1 in ${JSON.stringify(line)}`);
   }
   if (op === '-R' && position === undefined) throw new IptablesParseError(n, '-R needs a rule number');
   if ((op === '-A' || op === '-I' || op === '-R') && args.length === 0) {
@@ -222,10 +244,12 @@ function parseCommandLine(t: OpenTable, line: string, n: number): ParsedRule {
   if (op === '-P' && args.length !== 1) throw new IptablesParseError(n, '-P needs exactly one policy');
 
   if (op === '-X') {
-    if (t.filled.has(chain)) throw new IptablesParseError(n, `chain "${chain}" is deleted after rules were added to it`);
+    if (t.filled.has(chain))
+      throw new IptablesParseError(n, `chain "${chain}" is deleted after rules were added to it`);
     t.deleted.add(chain);
   } else if (op === '-A' || op === '-I' || op === '-R') {
-    if (t.deleted.has(chain)) throw new IptablesParseError(n, `rule added to chain "${chain}", which this table deletes`);
+    if (t.deleted.has(chain))
+      throw new IptablesParseError(n, `rule added to chain "${chain}", which this table deletes`);
     t.filled.add(chain);
   }
 
@@ -268,7 +292,9 @@ export function findTable(dump: ParsedDump, name: string): ParsedTable | undefin
 
 /** The `-A` rules of `chain` in `table`, as word arrays (handy for assertions). */
 export function rulesOf(dump: ParsedDump, table: string, chain: string): string[][] {
-  return (findTable(dump, table)?.rules ?? []).filter((r) => r.op === '-A' && r.chain === chain).map((r) => r.args);
+  return (findTable(dump, table)?.rules ?? [])
+    .filter((r) => r.op === '-A' && r.chain === chain)
+    .map((r) => r.args);
 }
 
 /**

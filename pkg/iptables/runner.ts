@@ -140,13 +140,23 @@ export function createIptablesRunner(opts: IptablesRunnerOptions): Iptables {
   }
 
   /** Runs `iptables <wait flags> <op> <chain> -t <table> <args>`; returns the raw result. */
-  async function iptables(op: string, table: Table, chain: string, args: readonly string[] = []): Promise<{ argv: string[]; r: ExecResult }> {
+  async function iptables(
+    op: string,
+    table: Table,
+    chain: string,
+    args: readonly string[] = [],
+  ): Promise<{ argv: string[]; r: ExecResult }> {
     const d = await detect();
     const argv = [bin.iptables, ...d.waitFlags, op, chain, '-t', table, ...args];
     return { argv, r: await runRaw(argv) };
   }
 
-  async function iptablesOk(op: string, table: Table, chain: string, args: readonly string[] = []): Promise<void> {
+  async function iptablesOk(
+    op: string,
+    table: Table,
+    chain: string,
+    args: readonly string[] = [],
+  ): Promise<void> {
     const { argv, r } = await iptables(op, table, chain, args);
     if (r.code !== 0) throw failure(argv, r);
   }

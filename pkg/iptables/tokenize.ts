@@ -73,7 +73,8 @@ export function tokenize(line: string): string[] {
  * be written inside a line at all, so it is refused.
  */
 export function quoteWord(word: string): string {
-  if (word.includes('\n')) throw new RangeError(`an iptables word cannot contain a newline: ${JSON.stringify(word)}`);
+  if (word.includes('\n'))
+    throw new RangeError(`an iptables word cannot contain a newline: ${JSON.stringify(word)}`);
   if (word !== '' && !/[\s"\\]/.test(word)) return word;
   return `"${word.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
