@@ -266,7 +266,7 @@ export function forEachMessage(buf: Buffer, fn: (m: RawMessage) => void): void {
 /** The NLMSG_ERROR payload: a positive errno (0 for an ack) and the seq of the request. */
 export function parseErrorMessage(buf: Buffer, m: RawMessage): { errno: number; seq: number } {
   if (m.end - m.start < 4) throw new ConntrackError('parse-error', 'short NLMSG_ERROR message');
-  const errno = -readS32(buf, m.start);
+  const errno = 0 - readS32(buf, m.start);
   // The echoed request header follows the error code; its seq equals the outer one for
   // requests from this socket, but read it when present to be exact.
   const seq = m.end - m.start >= 4 + NLMSG_HDRLEN ? readU32(buf, m.start + 4 + 8) : m.seq;
@@ -275,7 +275,7 @@ export function parseErrorMessage(buf: Buffer, m: RawMessage): { errno: number; 
 
 /** NLMSG_DONE carries an int: 0, or a negative errno when the dump itself failed. */
 export function parseDoneMessage(buf: Buffer, m: RawMessage): number {
-  return m.end - m.start >= 4 ? -readS32(buf, m.start) : 0;
+  return m.end - m.start >= 4 ? 0 - readS32(buf, m.start) : 0;
 }
 
 interface TupleScratch {
