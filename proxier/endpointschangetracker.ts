@@ -71,19 +71,20 @@ export function createEndpointsChangeTracker(options: EndpointsChangeTrackerOpti
       if (slice.addressType !== family) return false;
       const key = sliceServiceKey(slice);
       if (key === undefined) return false;
-      const stored = cache.updatePending(slice, removed);
-      if (!stored) return false;
+      const outcome = cache.updatePending(slice, removed);
+      if (outcome === 'unchanged') return false;
       if (removed) {
         // A deleted slice's annotation is the time of its last update, not of this change;
         // upstream drops the Service's times rather than report a wrong latency (#81360).
         triggerTimes.delete(key);
-      } else {
-        const t = lastChangeTriggerTime(slice);
-        if (t !== undefined && t.getTime() > startMs) {
-          const list = triggerTimes.get(key);
-          if (list === undefined) triggerTimes.set(key, [t]);
-          else list.push(t);
-        }
+        return outcome === 'stored';
+      }
+      if (outcome === 'cancelled') return false;
+      const t = lastChangeTriggerTime(slice);
+      if (t !== undefined && t.getTime() > startMs) {
+        const list = triggerTimes.get(key);
+        if (list === undefined) triggerTimes.set(key, [t]);
+        else list.push(t);
       }
       return true;
     },

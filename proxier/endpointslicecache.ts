@@ -75,14 +75,17 @@ interface ServiceSlices {
   appliedEndpoints: ServiceEndpoints;
 }
 
+export type SliceUpdateOutcome = 'stored' | 'cancelled' | 'unchanged';
+
 export interface EndpointSliceCache {
   /**
-   * Records a slice add/update (`removed` false) or deletion. Returns true when the event was
-   * stored as a pending change. A change that takes a slice back to its applied state drops
-   * the pending entry instead (and returns false): the earlier event already asked for a sync,
-   * and that sync now has nothing to do for the slice.
+   * Records a slice add/update (`removed` false) or deletion. `stored`: the event is now a
+   * pending change. `cancelled`: it took the slice back to its applied state, so the pending
+   * entry was dropped (the earlier event already asked for a sync, which now has nothing to do
+   * for this slice). `unchanged`: nothing the proxy uses changed, or the slice has no
+   * service-name label.
    */
-  updatePending(slice: EndpointSlice, removed: boolean): boolean;
+  updatePending(slice: EndpointSlice, removed: boolean): SliceUpdateOutcome;
   /** Number of Services with pending slice changes. */
   pendingCount(): number;
   /** Moves every pending slice into `applied` and returns, per changed Service, old and new endpoints. */
@@ -204,7 +207,7 @@ export function createEndpointSliceCache(nodeName: string): EndpointSliceCache {
   return {
     updatePending(slice, removed) {
       const key = sliceServiceKey(slice);
-      if (key === undefined) return false;
+      if (key === undefined) return 'unchanged';
       const sliceName = slice.metadata.name;
       const data: PendingSlice = removed ? REMOVED : sliceData(slice, nodeName);
       let svc = services.get(key);
@@ -213,12 +216,12 @@ export function createEndpointSliceCache(nodeName: string): EndpointSliceCache {
 
       // Where this slice stands once the pending value is applied, and what the event makes it.
       const effective: PendingSlice = pending ?? applied ?? REMOVED;
-      if (isDeepStrictEqual(effective, data)) return false;
+      if (isDeepStrictEqual(effective, data)) return 'unchanged';
       if (isDeepStrictEqual(applied ?? REMOVED, data)) {
         // Back to the applied state: the pending change cancels out.
         svc!.pending.delete(sliceName);
         if (svc!.pending.size === 0 && svc!.applied.size === 0) services.delete(key);
-        return false;
+        return 'cancelled';
       }
       if (svc === undefined) {
         svc = {
@@ -231,7 +234,7 @@ export function createEndpointSliceCache(nodeName: string): EndpointSliceCache {
         services.set(key, svc);
       }
       svc.pending.set(sliceName, data);
-      return true;
+      return 'stored';
     },
 
     pendingCount() {
