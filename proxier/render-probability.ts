@@ -10,6 +10,14 @@ const SCALE = 10n ** 10n;
 /** `x` (finite, >= 0) with 10 decimals, rounded half-to-even on its exact binary value. */
 export function formatFixed10(x: number): string {
   if (!Number.isFinite(x) || x < 0) throw new RangeError(`cannot format ${x}`);
+  // toFixed picks the nearest 10-decimal value exactly; only exact ties need the slow path.
+  const scaledApprox = x * 1e10;
+  if (Math.abs(scaledApprox - Math.floor(scaledApprox) - 0.5) > 1e-3) return x.toFixed(10);
+  return formatFixed10Exact(x);
+}
+
+/** The exact path of formatFixed10, exported for tests. */
+export function formatFixed10Exact(x: number): string {
   const view = new DataView(new ArrayBuffer(8));
   view.setFloat64(0, x);
   const hi = view.getUint32(0);
