@@ -80,7 +80,11 @@ export function servicePortChainNames(spn: ServicePortName): ServicePortChains {
  * KUBE-SEP- chain of one endpoint of one service port. `endpoint` is the `ip:port` string
  * (IPv6 bracketed, as Go's JoinHostPort), or an Endpoint whose `endpoint` field is used.
  */
-export function endpointChainName(spn: ServicePortName, protocol: Protocol, endpoint: string | Endpoint): string {
+export function endpointChainName(
+  spn: ServicePortName,
+  protocol: Protocol,
+  endpoint: string | Endpoint,
+): string {
   const ep = typeof endpoint === 'string' ? endpoint : endpoint.endpoint;
   return SEP_PREFIX + chainHash(servicePortNameString(spn) + lowerProtocol(protocol) + ep);
 }

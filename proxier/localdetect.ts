@@ -61,7 +61,9 @@ export function createLocalDetector(config: LocalDetectorConfig, family: IPFamil
       return cidr === undefined ? noOpDetector : detectLocalByCIDR(cidr);
     }
     case 'BridgeInterface':
-      return config.bridgeInterface === '' ? noOpDetector : detectLocalByBridgeInterface(config.bridgeInterface);
+      return config.bridgeInterface === ''
+        ? noOpDetector
+        : detectLocalByBridgeInterface(config.bridgeInterface);
     case 'InterfaceNamePrefix':
       return config.interfaceNamePrefix === ''
         ? noOpDetector

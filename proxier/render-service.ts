@@ -20,7 +20,13 @@ import {
 import type { LocalTrafficDetector } from './localdetect.ts';
 import { probability } from './render-probability.ts';
 import { NFACCT_LOCALHOST_NODEPORTS_ACCEPTED } from './render-static.ts';
-import { categorizeEndpoints, externallyAccessible, externalPolicyLocal, usesClusterEndpoints, usesLocalEndpoints } from './topology.ts';
+import {
+  categorizeEndpoints,
+  externallyAccessible,
+  externalPolicyLocal,
+  usesClusterEndpoints,
+  usesLocalEndpoints,
+} from './topology.ts';
 import type { Endpoint, ServicePort } from './types.ts';
 import { servicePortNameString } from './types.ts';
 
@@ -116,7 +122,8 @@ export function renderServicePort(
   // Based on hasEndpoints, not hasExternalEndpoints: the short-circuit rules for pod and host
   // traffic are needed even when no endpoint takes external traffic.
   const usesExternalChain = hasEndpoints && externallyAccessible(svc);
-  const usesFWChain = hasEndpoints && svc.loadBalancerVIPs.length > 0 && svc.loadBalancerSourceRanges.length > 0;
+  const usesFWChain =
+    hasEndpoints && svc.loadBalancerVIPs.length > 0 && svc.loadBalancerSourceRanges.length > 0;
   const loadBalancerChain = usesFWChain ? chains.fw : chains.ext;
 
   let internalFilterTarget = '';
@@ -178,7 +185,18 @@ export function renderServicePort(
   // External IPs.
   for (const ip of svc.externalIPs) {
     if (hasEndpoints) {
-      topNatRules.write('-A', KUBE_SERVICES, comment(`${name} external IP`), protoMatch(protocol), '-d', ip, '--dport', port, '-j', chains.ext);
+      topNatRules.write(
+        '-A',
+        KUBE_SERVICES,
+        comment(`${name} external IP`),
+        protoMatch(protocol),
+        '-d',
+        ip,
+        '--dport',
+        port,
+        '-j',
+        chains.ext,
+      );
     }
     if (!hasExternalEndpoints) {
       filterRules.write(
@@ -268,7 +286,16 @@ export function renderServicePort(
           chains.ext,
         );
       }
-      topNatRules.write('-A', KUBE_NODEPORTS, comment(name), protoMatch(protocol), '--dport', nodePort, '-j', chains.ext);
+      topNatRules.write(
+        '-A',
+        KUBE_NODEPORTS,
+        comment(name),
+        protoMatch(protocol),
+        '--dport',
+        nodePort,
+        '-j',
+        chains.ext,
+      );
     }
     if (!hasExternalEndpoints) {
       filterRules.write(
@@ -307,7 +334,14 @@ export function renderServicePort(
   const activeChains: string[] = [];
 
   if (hasInternalEndpoints) {
-    const clusterIPMatch = [...comment(`${name} cluster IP`), ...protoMatch(protocol), '-d', svc.clusterIP, '--dport', port];
+    const clusterIPMatch = [
+      ...comment(`${name} cluster IP`),
+      ...protoMatch(protocol),
+      '-d',
+      svc.clusterIP,
+      '--dport',
+      port,
+    ];
     if (ctx.masqueradeAll) {
       natRules.write('-A', internalChain, clusterIPMatch, '-j', KUBE_MARK_MASQ);
     } else if (ctx.localDetector.implemented) {
@@ -322,7 +356,13 @@ export function renderServicePort(
     activeChains.push(chains.ext);
     if (!extLocal) {
       // Endpoints may be on other nodes: masquerade so replies come back through this node.
-      natRules.write('-A', chains.ext, comment(`masquerade traffic for ${name} external destinations`), '-j', KUBE_MARK_MASQ);
+      natRules.write(
+        '-A',
+        chains.ext,
+        comment(`masquerade traffic for ${name} external destinations`),
+        '-j',
+        KUBE_MARK_MASQ,
+      );
     } else {
       if (ctx.localDetector.implemented) {
         // Pod traffic to an external destination behaves as if it went out to the load
@@ -377,10 +417,15 @@ export function renderServicePort(
     // With VIP-style load balancers a node reaching its own VIP loops back with the VIP as
     // source; allow that when the ranges allow the node itself.
     if (allowFromNode) {
-      for (const ip of svc.loadBalancerVIPs) natRules.write('-A', chains.fw, allow, '-s', ip, '-j', chains.ext);
+      for (const ip of svc.loadBalancerVIPs)
+        natRules.write('-A', chains.fw, allow, '-s', ip, '-j', chains.ext);
     }
     // No target: whatever falls off the chain is dropped by filter KUBE-PROXY-FIREWALL.
-    natRules.write('-A', chains.fw, comment(`other traffic to ${name} will be dropped by KUBE-PROXY-FIREWALL`));
+    natRules.write(
+      '-A',
+      chains.fw,
+      comment(`other traffic to ${name} will be dropped by KUBE-PROXY-FIREWALL`),
+    );
   }
 
   if (usesClusterPolicyChain) {
@@ -424,18 +469,34 @@ function writeServiceToEndpointRules(
   endpoints: readonly Endpoint[],
   largeClusterMode: boolean,
 ): void {
-  const epComment = (ep: Endpoint): string[] => (largeClusterMode ? [] : comment(`${name} -> ${ep.endpoint}`));
+  const epComment = (ep: Endpoint): string[] =>
+    largeClusterMode ? [] : comment(`${name} -> ${ep.endpoint}`);
   if (svc.sessionAffinity.type === 'ClientIP') {
     const seconds = String(svc.sessionAffinity.timeoutSeconds);
     for (const ep of endpoints) {
       const sep = endpointChainName(svc.name, svc.protocol, ep);
-      natRules.write('-A', chain, epComment(ep), '-m', 'recent', '--name', sep, '--rcheck', '--seconds', seconds, '--reap', '-j', sep);
+      natRules.write(
+        '-A',
+        chain,
+        epComment(ep),
+        '-m',
+        'recent',
+        '--name',
+        sep,
+        '--rcheck',
+        '--seconds',
+        seconds,
+        '--reap',
+        '-j',
+        sep,
+      );
     }
   }
   const n = endpoints.length;
   endpoints.forEach((ep, i) => {
     const sep = endpointChainName(svc.name, svc.protocol, ep);
-    const statistic = i < n - 1 ? ['-m', 'statistic', '--mode', 'random', '--probability', probability(n - i)] : [];
+    const statistic =
+      i < n - 1 ? ['-m', 'statistic', '--mode', 'random', '--probability', probability(n - i)] : [];
     natRules.write('-A', chain, epComment(ep), statistic, '-j', sep);
   });
 }

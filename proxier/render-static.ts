@@ -37,7 +37,13 @@ export interface BuiltinJump {
   readonly args: readonly string[];
 }
 
-function jump(table: Table, chain: string, target: string, text: string, extra: readonly string[] = []): BuiltinJump {
+function jump(
+  table: Table,
+  chain: string,
+  target: string,
+  text: string,
+  extra: readonly string[] = [],
+): BuiltinJump {
   // EnsureRule passes arguments to iptables as argv, so the comment is one unquoted word here.
   const args = [...extra, ...(text === '' ? [] : ['-m', 'comment', '--comment', text]), '-j', target];
   return { table, chain, target, args };
@@ -113,7 +119,12 @@ export function writeKubeletFirewallRule(rules: LineBuffer): void {
  * filter KUBE-FORWARD. INVALID packets are dropped unless nf_conntrack_tcp_be_liberal is set
  * (issues #74839, #117924); the nfacct match only when the counter exists.
  */
-export function writeForwardRules(rules: LineBuffer, mark: string, tcpBeLiberal: boolean, nfacct: ReadonlySet<string>): void {
+export function writeForwardRules(
+  rules: LineBuffer,
+  mark: string,
+  tcpBeLiberal: boolean,
+  nfacct: ReadonlySet<string>,
+): void {
   if (!tcpBeLiberal) {
     rules.write(
       '-A',
@@ -122,12 +133,24 @@ export function writeForwardRules(rules: LineBuffer, mark: string, tcpBeLiberal:
       'conntrack',
       '--ctstate',
       'INVALID',
-      nfacct.has(NFACCT_CT_STATE_INVALID_DROPPED) ? ['-m', 'nfacct', '--nfacct-name', NFACCT_CT_STATE_INVALID_DROPPED] : [],
+      nfacct.has(NFACCT_CT_STATE_INVALID_DROPPED)
+        ? ['-m', 'nfacct', '--nfacct-name', NFACCT_CT_STATE_INVALID_DROPPED]
+        : [],
       '-j',
       'DROP',
     );
   }
-  rules.write('-A', KUBE_FORWARD, comment('kubernetes forwarding rules'), '-m', 'mark', '--mark', `${mark}/${mark}`, '-j', 'ACCEPT');
+  rules.write(
+    '-A',
+    KUBE_FORWARD,
+    comment('kubernetes forwarding rules'),
+    '-m',
+    'mark',
+    '--mark',
+    `${mark}/${mark}`,
+    '-j',
+    'ACCEPT',
+  );
   rules.write(
     '-A',
     KUBE_FORWARD,

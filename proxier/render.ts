@@ -172,7 +172,9 @@ function nodePortScope(config: RenderConfig): NodePortScope {
     return { matchAll: true, addresses: [], containsIPv4Loopback: family === 'IPv4' };
   }
   const loopback = parseIP('127.0.0.1')!;
-  const containsIPv4Loopback = cidrs.some((c) => c.family === 'IPv4' && (c.network.bytes[0] === 127 || cidrContains(c, loopback)));
+  const containsIPv4Loopback = cidrs.some(
+    (c) => c.family === 'IPv4' && (c.network.bytes[0] === 127 || cidrContains(c, loopback)),
+  );
   const seen = new Set<string>();
   const addresses: ParsedIP[] = [];
   for (const a of config.localAddresses ?? []) {
@@ -203,7 +205,13 @@ export function renderRules(state: RenderState, config: RenderConfig, opts: Rend
   const filter = newTableContent('filter');
   const nat = newTableContent('nat');
 
-  for (const chain of [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL]) {
+  for (const chain of [
+    KUBE_SERVICES,
+    KUBE_EXTERNAL_SERVICES,
+    KUBE_FORWARD,
+    KUBE_NODEPORTS,
+    KUBE_PROXY_FIREWALL,
+  ]) {
     filter.chains.writeLine(chainLine(chain));
   }
   for (const chain of [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ]) {
@@ -223,7 +231,8 @@ export function renderRules(state: RenderState, config: RenderConfig, opts: Rend
     nodeIP,
     masqueradeAll: config.masqueradeAll,
     localDetector: detector,
-    localhostNodePortCounter: localhostNodePorts && config.nfacctCounters.has(NFACCT_LOCALHOST_NODEPORTS_ACCEPTED),
+    localhostNodePortCounter:
+      localhostNodePorts && config.nfacctCounters.has(NFACCT_LOCALHOST_NODEPORTS_ACCEPTED),
     largeClusterMode,
   };
 
@@ -261,7 +270,11 @@ export function renderRules(state: RenderState, config: RenderConfig, opts: Rend
   // must be tried first.
   if (scope.matchAll) {
     // Localhost NodePorts never work on IPv6, and on IPv4 only with route_localnet.
-    const loopbackExclusion = isIPv6 ? ['!', '-d', '::1/128'] : localhostNodePorts ? [] : ['!', '-d', '127.0.0.0/8'];
+    const loopbackExclusion = isIPv6
+      ? ['!', '-d', '::1/128']
+      : localhostNodePorts
+        ? []
+        : ['!', '-d', '127.0.0.0/8'];
     nat.rules.write(
       '-A',
       KUBE_SERVICES,
@@ -278,11 +291,15 @@ export function renderRules(state: RenderState, config: RenderConfig, opts: Rend
     for (const ip of scope.addresses) {
       if (isLoopback(ip)) {
         if (isIPv6) {
-          warnings.push(`--nodeport-addresses includes localhost (${ip.text}) but localhost NodePorts are not supported on IPv6`);
+          warnings.push(
+            `--nodeport-addresses includes localhost (${ip.text}) but localhost NodePorts are not supported on IPv6`,
+          );
           continue;
         }
         if (!localhostNodePorts) {
-          warnings.push(`--nodeport-addresses includes localhost (${ip.text}) but --iptables-localhost-nodeports=false was passed`);
+          warnings.push(
+            `--nodeport-addresses includes localhost (${ip.text}) but --iptables-localhost-nodeports=false was passed`,
+          );
           continue;
         }
       }

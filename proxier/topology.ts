@@ -98,7 +98,9 @@ export function categorizeEndpoints(
   if (useCluster) {
     const zone = nodeLabels[TOPOLOGY_ZONE_LABEL] ?? '';
     topologyMode = topologyModeFromHints(endpoints, nodeName, zone);
-    clusterEndpoints = endpoints.filter((ep) => ep.ready && availableForTopology(ep, topologyMode, nodeName, zone));
+    clusterEndpoints = endpoints.filter(
+      (ep) => ep.ready && availableForTopology(ep, topologyMode, nodeName, zone),
+    );
     // Topology was already ignored if no ready endpoint matched it, so an empty list here means
     // no endpoint is ready anywhere: fall back to serving-terminating ones (topology ignored).
     if (clusterEndpoints.length === 0) clusterEndpoints = endpoints.filter(servingTerminating);

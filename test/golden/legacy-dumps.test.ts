@@ -36,7 +36,10 @@ describe('TestExternalTrafficPolicyLocal (legacy)', () => {
       loadBalancerVIPs: ['1.2.3.4'],
       externalPolicyLocal: true,
     });
-    const state = makeState([svc], [[svc, [makeEndpoint('10.180.0.1', 80), makeEndpoint('10.180.2.1', 80, { local: true })]]]);
+    const state = makeState(
+      [svc],
+      [[svc, [makeEndpoint('10.180.0.1', 80), makeEndpoint('10.180.2.1', 80, { local: true })]]],
+    );
     const result = renderRules(state, legacyConfig('IPv4'), { full: true });
     expectGolden(result.payload, 'legacy-external-traffic-policy-local.txt');
     expect(result.noLocalEndpoints).toEqual({ internal: 0, external: 0 });
@@ -61,14 +64,22 @@ describe('localhost NodePorts (legacy)', () => {
   const noDetector = { localDetector: { mode: 'none' } } as const;
 
   it('TestEnableLocalhostNodePortsIPv4: KUBE-FIREWALL and an unrestricted nodeports jump', () => {
-    const r = renderRules(nodePortState('IPv4'), legacyConfig('IPv4', { ...noDetector, localhostNodePorts: true }), { full: true });
+    const r = renderRules(
+      nodePortState('IPv4'),
+      legacyConfig('IPv4', { ...noDetector, localhostNodePorts: true }),
+      { full: true },
+    );
     expectGolden(r.payload, 'legacy-enable-localhost-nodeports-ipv4.txt');
   });
 
   it('TestDisableLocalhostNodePortsIPv4: no KUBE-FIREWALL, loopback excluded', () => {
-    const r = renderRules(nodePortState('IPv4'), legacyConfig('IPv4', { ...noDetector, localhostNodePorts: false }), {
-      full: true,
-    });
+    const r = renderRules(
+      nodePortState('IPv4'),
+      legacyConfig('IPv4', { ...noDetector, localhostNodePorts: false }),
+      {
+        full: true,
+      },
+    );
     expectGolden(r.payload, 'legacy-disable-localhost-nodeports-ipv4.txt');
   });
 
@@ -85,7 +96,11 @@ describe('localhost NodePorts (legacy)', () => {
   });
 
   it('TestEnableLocalhostNodePortsIPv6: bracketed endpoints, no KUBE-FIREWALL, ::1 excluded', () => {
-    const r = renderRules(nodePortState('IPv6'), legacyConfig('IPv6', { ...noDetector, localhostNodePorts: true }), { full: true });
+    const r = renderRules(
+      nodePortState('IPv6'),
+      legacyConfig('IPv6', { ...noDetector, localhostNodePorts: true }),
+      { full: true },
+    );
     expectGolden(r.payload, 'legacy-enable-localhost-nodeports-ipv6.txt');
   });
 });

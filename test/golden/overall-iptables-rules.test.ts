@@ -7,7 +7,13 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { renderRules } from '../../proxier/render.ts';
-import { fakeProxierConfig, makeEndpoint, makeServicePort, makeState, TEST_NODE_IP } from './support/builders.ts';
+import {
+  fakeProxierConfig,
+  makeEndpoint,
+  makeServicePort,
+  makeState,
+  TEST_NODE_IP,
+} from './support/builders.ts';
 import { checkRuleJumps, parseDump, sortIPTablesRules, testMarkSpelling } from './support/normalize.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
@@ -26,9 +32,21 @@ function overallState() {
     healthCheckNodePort: 30000,
     externalPolicyLocal: true,
   });
-  const svc3 = makeServicePort({ ns: 'ns3', name: 'svc3', clusterIP: '172.30.0.43', port: 80, nodePort: 3003 });
+  const svc3 = makeServicePort({
+    ns: 'ns3',
+    name: 'svc3',
+    clusterIP: '172.30.0.43',
+    port: 80,
+    nodePort: 3003,
+  });
   // Type NodePort without a node port, with an external IP.
-  const svc4 = makeServicePort({ ns: 'ns4', name: 'svc4', clusterIP: '172.30.0.44', port: 80, externalIPs: ['192.168.99.33'] });
+  const svc4 = makeServicePort({
+    ns: 'ns4',
+    name: 'svc4',
+    clusterIP: '172.30.0.44',
+    port: 80,
+    externalIPs: ['192.168.99.33'],
+  });
   // eTP=Cluster: its spec.healthCheckNodePort does not count (the tracker leaves 0).
   const svc5 = makeServicePort({
     ns: 'ns5',
@@ -105,9 +123,13 @@ describe('TestBadIPs', () => {
     externalIPs: ['192.168.99.22'],
     loadBalancerSourceRanges: ['203.0.113.0/25'],
   });
-  const result = renderRules(makeState([svc], [[svc, [makeEndpoint('10.180.0.1', 80)]]]), fakeProxierConfig(), {
-    full: true,
-  });
+  const result = renderRules(
+    makeState([svc], [[svc, [makeEndpoint('10.180.0.1', 80)]]]),
+    fakeProxierConfig(),
+    {
+      full: true,
+    },
+  );
 
   it('renders upstream’s expected ruleset', () => {
     expect(sortIPTablesRules(testMarkSpelling(result.payload))).toBe(fixture('bad-ips.txt'));

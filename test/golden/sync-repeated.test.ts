@@ -35,7 +35,13 @@ function countNatRules(text: string): number {
 describe('TestSyncProxyRulesRepeated', () => {
   const config = fakeProxierConfig('IPv4');
   const svc1 = makeServicePort({ ns: 'ns1', name: 'svc1', clusterIP: '172.30.0.41', port: 80 });
-  const svc2 = makeServicePort({ ns: 'ns2', name: 'svc2', portName: 'p8080', clusterIP: '172.30.0.42', port: 8080 });
+  const svc2 = makeServicePort({
+    ns: 'ns2',
+    name: 'svc2',
+    portName: 'p8080',
+    clusterIP: '172.30.0.42',
+    port: 8080,
+  });
   const svc3 = makeServicePort({ ns: 'ns3', name: 'svc3', clusterIP: '172.30.0.43', port: 80 });
   const svc4 = makeServicePort({ ns: 'ns4', name: 'svc4', clusterIP: '172.30.0.44', port: 80 });
   const ep1 = [makeEndpoint('10.0.1.1', 80)] as const;
@@ -45,7 +51,12 @@ describe('TestSyncProxyRulesRepeated', () => {
   let existing = new Set<string>(['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ']);
   let rulesTotal = 0;
 
-  function sync(state: RenderState, full: boolean, changed: readonly ServiceKey[] = [], apply = true): RenderResult {
+  function sync(
+    state: RenderState,
+    full: boolean,
+    changed: readonly ServiceKey[] = [],
+    apply = true,
+  ): RenderResult {
     const result = renderRules(state, config, {
       full,
       changedServices: new Set(changed),
@@ -62,20 +73,40 @@ describe('TestSyncProxyRulesRepeated', () => {
     expect(result.ruleCounts.nat.last).toBe(countNatRules(fixture(name)));
   }
 
-  const withEps = (services: readonly ServicePort[], eps: readonly (readonly [ServicePort, readonly ReturnType<typeof makeEndpoint>[]])[]) =>
-    makeState(services, eps);
+  const withEps = (
+    services: readonly ServicePort[],
+    eps: readonly (readonly [ServicePort, readonly ReturnType<typeof makeEndpoint>[]])[],
+  ) => makeState(services, eps);
 
   it('step 1: full sync of the initial state', () => {
-    const r = sync(withEps([svc1, svc2], [[svc1, ep1], [svc2, ep2]]), true);
+    const r = sync(
+      withEps(
+        [svc1, svc2],
+        [
+          [svc1, ep1],
+          [svc2, ep2],
+        ],
+      ),
+      true,
+    );
     expectStep(r, 1, true);
     rulesTotal = countNatRules(fixture('sync-repeated-step01.txt'));
     expect(r.ruleCounts.nat.total).toBe(rulesTotal);
   });
 
   it('step 2: adding a service writes only its chains', () => {
-    const r = sync(withEps([svc1, svc2, svc3], [[svc1, ep1], [svc2, ep2], [svc3, [makeEndpoint('10.0.3.1', 80)]]]), false, [
-      'ns3/svc3',
-    ]);
+    const r = sync(
+      withEps(
+        [svc1, svc2, svc3],
+        [
+          [svc1, ep1],
+          [svc2, ep2],
+          [svc3, [makeEndpoint('10.0.3.1', 80)]],
+        ],
+      ),
+      false,
+      ['ns3/svc3'],
+    );
     expectStep(r, 2, false);
     // 1 KUBE-SERVICES rule, 2 KUBE-SVC rules and 2 KUBE-SEP rules.
     rulesTotal += 5;
@@ -83,9 +114,18 @@ describe('TestSyncProxyRulesRepeated', () => {
   });
 
   it('step 3: deleting a service deletes its chains although its slice remains', () => {
-    const r = sync(withEps([svc1, svc3], [[svc1, ep1], [svc2, ep2], [svc3, [makeEndpoint('10.0.3.1', 80)]]]), false, [
-      'ns2/svc2',
-    ]);
+    const r = sync(
+      withEps(
+        [svc1, svc3],
+        [
+          [svc1, ep1],
+          [svc2, ep2],
+          [svc3, [makeEndpoint('10.0.3.1', 80)]],
+        ],
+      ),
+      false,
+      ['ns2/svc2'],
+    );
     expectStep(r, 3, false);
     expect(r.deletedNatChains).toEqual(['KUBE-SEP-UHEGFW77JX3KXTOV', 'KUBE-SVC-2VJB64SDSIJUP5T6']);
     rulesTotal -= 5;
@@ -93,14 +133,31 @@ describe('TestSyncProxyRulesRepeated', () => {
   });
 
   it('step 4: a service without endpoints only gets a filter REJECT', () => {
-    const r = sync(withEps([svc1, svc3, svc4], [[svc1, ep1], [svc3, [makeEndpoint('10.0.3.1', 80)]]]), false, ['ns4/svc4']);
+    const r = sync(
+      withEps(
+        [svc1, svc3, svc4],
+        [
+          [svc1, ep1],
+          [svc3, [makeEndpoint('10.0.3.1', 80)]],
+        ],
+      ),
+      false,
+      ['ns4/svc4'],
+    );
     expectStep(r, 4, false);
     expect(r.ruleCounts.nat.total).toBe(rulesTotal);
   });
 
   it('step 5: its endpoints appear', () => {
     const r = sync(
-      withEps([svc1, svc3, svc4], [[svc1, ep1], [svc3, [makeEndpoint('10.0.3.1', 80)]], [svc4, ep4]]),
+      withEps(
+        [svc1, svc3, svc4],
+        [
+          [svc1, ep1],
+          [svc3, [makeEndpoint('10.0.3.1', 80)]],
+          [svc4, ep4],
+        ],
+      ),
       false,
       ['ns4/svc4'],
     );
@@ -111,7 +168,14 @@ describe('TestSyncProxyRulesRepeated', () => {
 
   it('step 6: changing an endpoint rewrites the SVC chain and deletes the old SEP', () => {
     const r = sync(
-      withEps([svc1, svc3, svc4], [[svc1, ep1], [svc3, [makeEndpoint('10.0.3.2', 80)]], [svc4, ep4]]),
+      withEps(
+        [svc1, svc3, svc4],
+        [
+          [svc1, ep1],
+          [svc3, [makeEndpoint('10.0.3.2', 80)]],
+          [svc4, ep4],
+        ],
+      ),
       false,
       ['ns3/svc3'],
     );
@@ -121,7 +185,11 @@ describe('TestSyncProxyRulesRepeated', () => {
 
   const state7 = withEps(
     [svc1, svc3, svc4],
-    [[svc1, ep1], [svc3, [makeEndpoint('10.0.3.2', 80), makeEndpoint('10.0.3.3', 80)]], [svc4, ep4]],
+    [
+      [svc1, ep1],
+      [svc3, [makeEndpoint('10.0.3.2', 80), makeEndpoint('10.0.3.3', 80)]],
+      [svc4, ep4],
+    ],
   );
 
   it('step 7: adding an endpoint brings probabilities', () => {
@@ -139,7 +207,11 @@ describe('TestSyncProxyRulesRepeated', () => {
 
   const state9 = withEps(
     [svc1, svc3],
-    [[svc1, ep1], [svc3, [makeEndpoint('10.0.3.2', 80), makeEndpoint('10.0.3.3', 80)]], [svc4, ep4]],
+    [
+      [svc1, ep1],
+      [svc3, [makeEndpoint('10.0.3.2', 80), makeEndpoint('10.0.3.3', 80)]],
+      [svc4, ep4],
+    ],
   );
 
   it('step 9: the partial sync deleting svc4 deletes its chains (the restore fails upstream)', () => {

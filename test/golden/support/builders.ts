@@ -4,7 +4,10 @@
  */
 import { joinHostPort } from '../../../pkg/net/ip.ts';
 import type { RenderConfig, RenderState } from '../../../proxier/render.ts';
-import { NFACCT_CT_STATE_INVALID_DROPPED, NFACCT_LOCALHOST_NODEPORTS_ACCEPTED } from '../../../proxier/render.ts';
+import {
+  NFACCT_CT_STATE_INVALID_DROPPED,
+  NFACCT_LOCALHOST_NODEPORTS_ACCEPTED,
+} from '../../../proxier/render.ts';
 import type { Endpoint, IPFamily, Protocol, ServicePort, SessionAffinity } from '../../../proxier/types.ts';
 import { servicePortKey } from '../../../proxier/types.ts';
 
@@ -82,14 +85,20 @@ export function makeState(
   const epMap = new Map(
     endpoints.map(
       ([svc, eps]) =>
-        [servicePortKey(svc.name), [...eps].sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0))] as const,
+        [
+          servicePortKey(svc.name),
+          [...eps].sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0)),
+        ] as const,
     ),
   );
   return { services: svcMap, endpoints: epMap };
 }
 
 /** Upstream's NewFakeProxier settings: pod CIDR 10.0.0.0/8 (fd00:10::/64), both nfacct counters. */
-export function fakeProxierConfig(family: IPFamily = 'IPv4', overrides: Partial<RenderConfig> = {}): RenderConfig {
+export function fakeProxierConfig(
+  family: IPFamily = 'IPv4',
+  overrides: Partial<RenderConfig> = {},
+): RenderConfig {
   return {
     family,
     nodeName: TEST_NODE_NAME,
@@ -98,7 +107,15 @@ export function fakeProxierConfig(family: IPFamily = 'IPv4', overrides: Partial<
     masqueradeAll: false,
     localDetector: { mode: 'ClusterCIDR', cidrs: family === 'IPv4' ? ['10.0.0.0/8'] : ['fd00:10::/64'] },
     nodePortAddresses: [],
-    localAddresses: ['127.0.0.1', '::1', '192.168.0.2', '192.168.1.2', '192.168.99.11', '2001:db8::1', '2001:db8:1::2'],
+    localAddresses: [
+      '127.0.0.1',
+      '::1',
+      '192.168.0.2',
+      '192.168.1.2',
+      '192.168.99.11',
+      '2001:db8::1',
+      '2001:db8:1::2',
+    ],
     localhostNodePorts: true,
     hasRandomFully: false,
     nfacctCounters: new Set([NFACCT_CT_STATE_INVALID_DROPPED, NFACCT_LOCALHOST_NODEPORTS_ACCEPTED]),

@@ -63,7 +63,8 @@ export function parseDump(text: string): ParsedTable[] {
 }
 
 function compareChains(a: string, b: string): number {
-  const rank = (c: string) => (c === 'KUBE-NODEPORTS' ? 0 : c === 'KUBE-SERVICES' ? 1 : c.startsWith('KUBE-') ? 2 : 3);
+  const rank = (c: string) =>
+    c === 'KUBE-NODEPORTS' ? 0 : c === 'KUBE-SERVICES' ? 1 : c.startsWith('KUBE-') ? 2 : 3;
   const ra = rank(a);
   const rb = rank(b);
   if (ra !== rb) return ra - rb;
@@ -109,7 +110,10 @@ export function sortIPTablesRules(text: string): string {
       let rules = t.rules.filter((r) => r.chain === c);
       if (c === 'KUBE-NODEPORTS' || c === 'KUBE-SERVICES') {
         const lastRule = t.name === 'nat' && c === 'KUBE-SERVICES';
-        rules = stableSortByService(rules, (r) => lastRule && (r.comment?.includes('must be the last rule') ?? false));
+        rules = stableSortByService(
+          rules,
+          (r) => lastRule && (r.comment?.includes('must be the last rule') ?? false),
+        );
       }
       out.push(...rules.map((r) => r.raw));
     }
@@ -159,7 +163,8 @@ export function checkRuleJumps(text: string): string[] {
       if (!created.has(c)) problems.push(`${t.name}: chain ${c} is used but was not created`);
     }
     for (const c of jumped) {
-      if (!filled.has(c) && c !== 'KUBE-NODEPORTS') problems.push(`${t.name}: chain ${c} is jumped to but has no rules`);
+      if (!filled.has(c) && c !== 'KUBE-NODEPORTS')
+        problems.push(`${t.name}: chain ${c} is jumped to but has no rules`);
     }
     for (const c of created) {
       if (!jumped.has(c) && !TOP_LEVEL.has(c)) problems.push(`${t.name}: chain ${c} is created but not used`);

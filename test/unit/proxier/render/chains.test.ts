@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { chainHash, endpointChainName, isServiceChain, servicePortChainNames } from '../../../../proxier/chains.ts';
+import {
+  chainHash,
+  endpointChainName,
+  isServiceChain,
+  servicePortChainNames,
+} from '../../../../proxier/chains.ts';
 import type { Protocol, ServicePortName } from '../../../../proxier/types.ts';
 
 const spn = (namespace: string, name: string, port: string, protocol: Protocol = 'TCP'): ServicePortName => ({
@@ -69,20 +74,29 @@ describe('chainHash', () => {
       const digest = createHash('sha256').update(input).digest();
       const bitString = [...digest].map((b) => b.toString(2).padStart(8, '0')).join('');
       let expected = '';
-      for (let c = 0; c < 16; c++) expected += alphabet[Number.parseInt(bitString.slice(c * 5, c * 5 + 5), 2)];
+      for (let c = 0; c < 16; c++)
+        expected += alphabet[Number.parseInt(bitString.slice(c * 5, c * 5 + 5), 2)];
       expect(chainHash(input)).toBe(expected);
     }
   });
 });
 
 describe('isServiceChain', () => {
-  it.each(['KUBE-SVC-XPGD46QRK7WJZT7O', 'KUBE-SVL-X', 'KUBE-SEP-Y', 'KUBE-FW-Z', 'KUBE-EXT-W'])('%s is ours', (c) => {
-    expect(isServiceChain(c)).toBe(true);
-  });
-  it.each(['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-MARK-MASQ', 'KUBE-XLB-OLD', 'KUBE-MARK-DROP', 'CILIUM-SVC-1', 'kube-svc-x'])(
-    '%s is not a service chain',
+  it.each(['KUBE-SVC-XPGD46QRK7WJZT7O', 'KUBE-SVL-X', 'KUBE-SEP-Y', 'KUBE-FW-Z', 'KUBE-EXT-W'])(
+    '%s is ours',
     (c) => {
-      expect(isServiceChain(c)).toBe(false);
+      expect(isServiceChain(c)).toBe(true);
     },
   );
+  it.each([
+    'KUBE-SERVICES',
+    'KUBE-NODEPORTS',
+    'KUBE-MARK-MASQ',
+    'KUBE-XLB-OLD',
+    'KUBE-MARK-DROP',
+    'CILIUM-SVC-1',
+    'kube-svc-x',
+  ])('%s is not a service chain', (c) => {
+    expect(isServiceChain(c)).toBe(false);
+  });
 });

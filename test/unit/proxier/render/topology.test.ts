@@ -80,7 +80,12 @@ describe('categorizeEndpoints: readiness and terminating fallback', () => {
     expect(names(r.localEndpoints)).toEqual(['10.0.0.2:80']);
     expect(names(r.allReachableEndpoints)).toEqual(['10.0.0.2:80']);
 
-    const remoteOnly = categorizeEndpoints([makeEndpoint('10.0.0.1', 80)], svc({ internalPolicyLocal: true }), NODE, {});
+    const remoteOnly = categorizeEndpoints(
+      [makeEndpoint('10.0.0.1', 80)],
+      svc({ internalPolicyLocal: true }),
+      NODE,
+      {},
+    );
     expect(remoteOnly.hasAnyEndpoints).toBe(true);
     expect(remoteOnly.allReachableEndpoints).toEqual([]);
   });
@@ -93,15 +98,24 @@ describe('categorizeEndpoints: topology hints', () => {
       makeEndpoint('10.0.0.2', 80, { zoneHints: ['zone-b'] }),
       makeEndpoint('10.0.0.3', 80, { zoneHints: ['zone-a', 'zone-c'] }),
     ];
-    expect(names(categorizeEndpoints(eps, svc(), NODE, ZONE_LABELS).clusterEndpoints)).toEqual(['10.0.0.1:80', '10.0.0.3:80']);
+    expect(names(categorizeEndpoints(eps, svc(), NODE, ZONE_LABELS).clusterEndpoints)).toEqual([
+      '10.0.0.1:80',
+      '10.0.0.3:80',
+    ]);
   });
 
   it('ignores zone hints when one ready endpoint lacks them, or none names the zone, or the node has no zone', () => {
     const missing = [makeEndpoint('10.0.0.1', 80, { zoneHints: ['zone-a'] }), makeEndpoint('10.0.0.2', 80)];
     expect(names(categorizeEndpoints(missing, svc(), NODE, ZONE_LABELS).clusterEndpoints)).toHaveLength(2);
-    const otherZones = [makeEndpoint('10.0.0.1', 80, { zoneHints: ['zone-b'] }), makeEndpoint('10.0.0.2', 80, { zoneHints: ['zone-c'] })];
+    const otherZones = [
+      makeEndpoint('10.0.0.1', 80, { zoneHints: ['zone-b'] }),
+      makeEndpoint('10.0.0.2', 80, { zoneHints: ['zone-c'] }),
+    ];
     expect(names(categorizeEndpoints(otherZones, svc(), NODE, ZONE_LABELS).clusterEndpoints)).toHaveLength(2);
-    const hinted = [makeEndpoint('10.0.0.1', 80, { zoneHints: ['zone-a'] }), makeEndpoint('10.0.0.2', 80, { zoneHints: ['zone-b'] })];
+    const hinted = [
+      makeEndpoint('10.0.0.1', 80, { zoneHints: ['zone-a'] }),
+      makeEndpoint('10.0.0.2', 80, { zoneHints: ['zone-b'] }),
+    ];
     expect(names(categorizeEndpoints(hinted, svc(), NODE, {}).clusterEndpoints)).toHaveLength(2);
   });
 
@@ -111,7 +125,9 @@ describe('categorizeEndpoints: topology hints', () => {
       makeEndpoint('10.0.0.2', 80, { zoneHints: ['zone-b'] }),
       makeEndpoint('10.0.0.3', 80, { ready: false, serving: false }),
     ];
-    expect(names(categorizeEndpoints(eps, svc(), NODE, ZONE_LABELS).clusterEndpoints)).toEqual(['10.0.0.1:80']);
+    expect(names(categorizeEndpoints(eps, svc(), NODE, ZONE_LABELS).clusterEndpoints)).toEqual([
+      '10.0.0.1:80',
+    ]);
   });
 
   it('node hints (PreferSameNode) win over zone hints', () => {
@@ -119,7 +135,9 @@ describe('categorizeEndpoints: topology hints', () => {
       makeEndpoint('10.0.0.1', 80, { zoneHints: ['zone-a'], nodeHints: ['other-node'] }),
       makeEndpoint('10.0.0.2', 80, { zoneHints: ['zone-a'], nodeHints: [NODE] }),
     ];
-    expect(names(categorizeEndpoints(eps, svc(), NODE, ZONE_LABELS).clusterEndpoints)).toEqual(['10.0.0.2:80']);
+    expect(names(categorizeEndpoints(eps, svc(), NODE, ZONE_LABELS).clusterEndpoints)).toEqual([
+      '10.0.0.2:80',
+    ]);
   });
 
   it('with topology and eTP=Local the reachable list merges both lists, sorted as strings', () => {
