@@ -101,7 +101,8 @@ export class ServiceHealthServer {
 
   /**
    * Sets the local ready endpoint counts; Services missing from `counts` get 0, counts of
-   * Services without a port are ignored.
+   * Services without a port are ignored. Call it after `await syncServices(...)`: a listener
+   * opened by that call starts at 0 endpoints (as upstream's) until the counts arrive.
    */
   syncEndpoints(counts: ReadonlyMap<ServiceKey, number>): void {
     for (const [key, inst] of this.services) inst.endpoints = counts.get(key) ?? 0;

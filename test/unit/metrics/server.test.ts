@@ -111,6 +111,19 @@ describe('metrics server', () => {
     }
   });
 
+  it('binds once when start() is called twice at the same time', async () => {
+    const server = createMetricsServer({
+      bindAddress: '127.0.0.1:0',
+      registry: createProxyMetrics().registry,
+    });
+    started.push(server);
+    await Promise.all([server.start(), server.start()]);
+    const port = server.address()!.port;
+    expect((await httpGet('127.0.0.1', port, '/healthz')).body).toBe('ok');
+    await server.stop();
+    expect(await httpGetError('127.0.0.1', port, '/healthz')).toBe('ECONNREFUSED');
+  });
+
   it('is disabled by an empty bind address', async () => {
     const server = createMetricsServer({ bindAddress: '', registry: createProxyMetrics().registry });
     await server.start();
