@@ -29,16 +29,19 @@ export const spawnExec: Exec = (argv, opts = {}) =>
       reject(new RangeError('empty argv'));
       return;
     }
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Without input, stdin is /dev/null: nothing to write, so nothing to fail with EPIPE.
+    const child = spawn(file, args, {
+      stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timer: NodeJS.Timeout | undefined;
     if (opts.timeoutMs !== undefined) timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.stdout?.on('data', (d: Buffer) => out.push(d));
+    child.stderr?.on('data', (d: Buffer) => err.push(d));
     // A child that exits before reading all of stdin makes the write fail with EPIPE; its exit
     // status and stderr tell what went wrong, so the write error itself is not interesting.
-    child.stdin.on('error', () => {});
+    child.stdin?.on('error', () => {});
     child.on('error', (e) => {
       if (timer) clearTimeout(timer);
       reject(e);
@@ -47,5 +50,5 @@ export const spawnExec: Exec = (argv, opts = {}) =>
       if (timer) clearTimeout(timer);
       resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
     });
-    child.stdin.end(opts.stdin ?? '');
+    child.stdin?.end(opts.stdin);
   });

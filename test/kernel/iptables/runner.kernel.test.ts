@@ -26,19 +26,103 @@ function fullPayload(): string {
   filter.chains.writeLine(chainLine('KUBE-FORWARD'));
   filter.rules.write('-A', 'KUBE-FORWARD', '-m', 'conntrack', '--ctstate', 'INVALID', '-j', 'DROP');
   const nat = newTableContent('nat');
-  for (const c of ['KUBE-SERVICES', 'KUBE-MARK-MASQ', 'KUBE-SVC-AAAA', 'KUBE-SEP-A1', 'KUBE-SEP-A2', 'KUBE-SVC-BBBB', 'KUBE-SEP-B1']) {
+  for (const c of [
+    'KUBE-SERVICES',
+    'KUBE-MARK-MASQ',
+    'KUBE-SVC-AAAA',
+    'KUBE-SEP-A1',
+    'KUBE-SEP-A2',
+    'KUBE-SVC-BBBB',
+    'KUBE-SEP-B1',
+  ]) {
     nat.chains.writeLine(chainLine(c));
   }
   nat.rules.write('-A', 'KUBE-MARK-MASQ', '-j', 'MARK', '--or-mark', '0x4000');
-  nat.rules.write('-A', 'KUBE-SERVICES', comment('ns/a:http cluster IP'), '-m', 'tcp', '-p', 'tcp', '-d', '10.96.0.10', '--dport', '80', '-j', 'KUBE-SVC-AAAA');
-  nat.rules.write('-A', 'KUBE-SERVICES', comment('ns/b:http cluster IP'), '-m', 'tcp', '-p', 'tcp', '-d', '10.96.0.11', '--dport', '80', '-j', 'KUBE-SVC-BBBB');
-  nat.rules.write('-A', 'KUBE-SVC-AAAA', comment('ns/a:http -> 10.1.0.1:8080'), '-m', 'statistic', '--mode', 'random', '--probability', '0.5000000000', '-j', 'KUBE-SEP-A1');
+  nat.rules.write(
+    '-A',
+    'KUBE-SERVICES',
+    comment('ns/a:http cluster IP'),
+    '-m',
+    'tcp',
+    '-p',
+    'tcp',
+    '-d',
+    '10.96.0.10',
+    '--dport',
+    '80',
+    '-j',
+    'KUBE-SVC-AAAA',
+  );
+  nat.rules.write(
+    '-A',
+    'KUBE-SERVICES',
+    comment('ns/b:http cluster IP'),
+    '-m',
+    'tcp',
+    '-p',
+    'tcp',
+    '-d',
+    '10.96.0.11',
+    '--dport',
+    '80',
+    '-j',
+    'KUBE-SVC-BBBB',
+  );
+  nat.rules.write(
+    '-A',
+    'KUBE-SVC-AAAA',
+    comment('ns/a:http -> 10.1.0.1:8080'),
+    '-m',
+    'statistic',
+    '--mode',
+    'random',
+    '--probability',
+    '0.5000000000',
+    '-j',
+    'KUBE-SEP-A1',
+  );
   nat.rules.write('-A', 'KUBE-SVC-AAAA', comment('ns/a:http -> 10.1.0.2:8080'), '-j', 'KUBE-SEP-A2');
   nat.rules.write('-A', 'KUBE-SEP-A1', comment('ns/a:http'), '-s', '10.1.0.1', '-j', 'KUBE-MARK-MASQ');
-  nat.rules.write('-A', 'KUBE-SEP-A1', comment('ns/a:http'), '-m', 'tcp', '-p', 'tcp', '-j', 'DNAT', '--to-destination', '10.1.0.1:8080');
-  nat.rules.write('-A', 'KUBE-SEP-A2', comment('ns/a:http'), '-m', 'tcp', '-p', 'tcp', '-j', 'DNAT', '--to-destination', '10.1.0.2:8080');
+  nat.rules.write(
+    '-A',
+    'KUBE-SEP-A1',
+    comment('ns/a:http'),
+    '-m',
+    'tcp',
+    '-p',
+    'tcp',
+    '-j',
+    'DNAT',
+    '--to-destination',
+    '10.1.0.1:8080',
+  );
+  nat.rules.write(
+    '-A',
+    'KUBE-SEP-A2',
+    comment('ns/a:http'),
+    '-m',
+    'tcp',
+    '-p',
+    'tcp',
+    '-j',
+    'DNAT',
+    '--to-destination',
+    '10.1.0.2:8080',
+  );
   nat.rules.write('-A', 'KUBE-SVC-BBBB', comment('ns/b:http -> 10.1.0.3:8080'), '-j', 'KUBE-SEP-B1');
-  nat.rules.write('-A', 'KUBE-SEP-B1', comment('ns/b:http'), '-m', 'tcp', '-p', 'tcp', '-j', 'DNAT', '--to-destination', '10.1.0.3:8080');
+  nat.rules.write(
+    '-A',
+    'KUBE-SEP-B1',
+    comment('ns/b:http'),
+    '-m',
+    'tcp',
+    '-p',
+    'tcp',
+    '-j',
+    'DNAT',
+    '--to-destination',
+    '10.1.0.3:8080',
+  );
   return buildRestorePayload([filter, nat]);
 }
 
@@ -54,7 +138,12 @@ describe.each(['legacy', 'nft'] as const)('iptables runner on the %s backend', (
 
   beforeAll(async () => {
     ns = await createNetns(`ipt${backend}`);
-    ipt = createIptablesRunner({ family: 'IPv4', backend, execPrefix: inNetns(ns, []), logger: silentLogger() });
+    ipt = createIptablesRunner({
+      family: 'IPv4',
+      backend,
+      execPrefix: inNetns(ns, []),
+      logger: silentLogger(),
+    });
   });
   afterAll(async () => {
     if (ns) await deleteNetns(ns);
@@ -80,13 +169,32 @@ describe.each(['legacy', 'nft'] as const)('iptables runner on the %s backend', (
     const dump = parseDump(await ipt.save('nat'));
     const nat = dump.tables.find((t) => t.name === 'nat')!;
     expect(nat.chains.map((c) => c.name)).toEqual(
-      expect.arrayContaining(['KUBE-SERVICES', 'KUBE-MARK-MASQ', 'KUBE-SVC-AAAA', 'KUBE-SEP-A1', 'KUBE-SEP-A2', 'KUBE-SVC-BBBB', 'KUBE-SEP-B1']),
+      expect.arrayContaining([
+        'KUBE-SERVICES',
+        'KUBE-MARK-MASQ',
+        'KUBE-SVC-AAAA',
+        'KUBE-SEP-A1',
+        'KUBE-SEP-A2',
+        'KUBE-SVC-BBBB',
+        'KUBE-SEP-B1',
+      ]),
     );
     const svc = rulesOf(dump, 'nat', 'KUBE-SVC-AAAA');
     expect(svc).toHaveLength(2);
     // The kernel's own form: 11 decimals, comment quoted and intact.
-    expect(svc[0]).toEqual(expect.arrayContaining(['--comment', 'ns/a:http -> 10.1.0.1:8080', '--probability', '0.50000000000', '-j', 'KUBE-SEP-A1']));
-    expect(rulesOf(dump, 'nat', 'KUBE-SEP-A1')[1]).toEqual(expect.arrayContaining(['-j', 'DNAT', '--to-destination', '10.1.0.1:8080']));
+    expect(svc[0]).toEqual(
+      expect.arrayContaining([
+        '--comment',
+        'ns/a:http -> 10.1.0.1:8080',
+        '--probability',
+        '0.50000000000',
+        '-j',
+        'KUBE-SEP-A1',
+      ]),
+    );
+    expect(rulesOf(dump, 'nat', 'KUBE-SEP-A1')[1]).toEqual(
+      expect.arrayContaining(['-j', 'DNAT', '--to-destination', '10.1.0.1:8080']),
+    );
     const services = rulesOf(dump, 'nat', 'KUBE-SERVICES');
     expect(services.map((r) => r.at(-1))).toEqual(['KUBE-SVC-AAAA', 'KUBE-SVC-BBBB']);
     expect(services[0]).toEqual(expect.arrayContaining(['-d', '10.96.0.10/32', '--dport', '80']));
@@ -96,7 +204,10 @@ describe.each(['legacy', 'nft'] as const)('iptables runner on the %s backend', (
   it('a --noflush restore declaring one chain rewrites it and leaves the other chains intact', async () => {
     const servicesBefore = await kernelRules(ipt, 'nat', 'KUBE-SERVICES');
     const svcB = await kernelRules(ipt, 'nat', 'KUBE-SVC-BBBB');
-    await ipt.restoreAll(p('*nat', chainLine('KUBE-SVC-AAAA'), '-A KUBE-SVC-AAAA -j KUBE-SEP-A2', 'COMMIT'), NOFLUSH);
+    await ipt.restoreAll(
+      p('*nat', chainLine('KUBE-SVC-AAAA'), '-A KUBE-SVC-AAAA -j KUBE-SEP-A2', 'COMMIT'),
+      NOFLUSH,
+    );
     expect(await kernelRules(ipt, 'nat', 'KUBE-SVC-AAAA')).toEqual([['-j', 'KUBE-SEP-A2']]);
     expect(await kernelRules(ipt, 'nat', 'KUBE-SERVICES')).toEqual(servicesBefore);
     expect(await kernelRules(ipt, 'nat', 'KUBE-SVC-BBBB')).toEqual(svcB);
@@ -123,7 +234,14 @@ describe.each(['legacy', 'nft'] as const)('iptables runner on the %s backend', (
 
   it('deleting a stale chain works once nothing jumps to it', async () => {
     await ipt.restoreAll(
-      p('*nat', chainLine('KUBE-SVC-BBBB'), chainLine('KUBE-SEP-B1'), '-A KUBE-SVC-BBBB -j RETURN', '-X KUBE-SEP-B1', 'COMMIT'),
+      p(
+        '*nat',
+        chainLine('KUBE-SVC-BBBB'),
+        chainLine('KUBE-SEP-B1'),
+        '-A KUBE-SVC-BBBB -j RETURN',
+        '-X KUBE-SEP-B1',
+        'COMMIT',
+      ),
       NOFLUSH,
     );
     expect(await ipt.chainExists('nat', 'KUBE-SEP-B1')).toBe(false);
@@ -131,7 +249,16 @@ describe.each(['legacy', 'nft'] as const)('iptables runner on the %s backend', (
   });
 
   it('a bad payload gives a RestoreError naming the rejected line; earlier tables stay applied', async () => {
-    const payload = p('*filter', chainLine('KUBE-EARLY'), 'COMMIT', '*nat', chainLine('KUBE-X'), '-A KUBE-X -j ACCEPT', '-A KUBE-X --bogus-option 1 -j ACCEPT', 'COMMIT');
+    const payload = p(
+      '*filter',
+      chainLine('KUBE-EARLY'),
+      'COMMIT',
+      '*nat',
+      chainLine('KUBE-X'),
+      '-A KUBE-X -j ACCEPT',
+      '-A KUBE-X --bogus-option 1 -j ACCEPT',
+      'COMMIT',
+    );
     const err = await ipt.restoreAll(payload, NOFLUSH).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RestoreError);
     const re = err as RestoreError;
@@ -198,15 +325,24 @@ describe.each(['legacy', 'nft'] as const)('iptables runner on the %s backend', (
   });
 
   it('restore(table) applies only that table (-T)', async () => {
-    await ipt.restore('filter', p('*nat', chainLine('KUBE-NOT-THIS'), 'COMMIT', '*filter', chainLine('KUBE-ONLY-THIS'), 'COMMIT'), NOFLUSH);
+    await ipt.restore(
+      'filter',
+      p('*nat', chainLine('KUBE-NOT-THIS'), 'COMMIT', '*filter', chainLine('KUBE-ONLY-THIS'), 'COMMIT'),
+      NOFLUSH,
+    );
     expect(await ipt.chainExists('filter', 'KUBE-ONLY-THIS')).toBe(true);
     expect(await ipt.chainExists('nat', 'KUBE-NOT-THIS')).toBe(false);
   });
 
   it('a flushing restore empties the table first', async () => {
-    await ipt.restore('filter', p('*filter', chainLine('KUBE-FRESH'), 'COMMIT'), { flush: true, counters: false });
+    await ipt.restore('filter', p('*filter', chainLine('KUBE-FRESH'), 'COMMIT'), {
+      flush: true,
+      counters: false,
+    });
     const dump = parseDump(await ipt.save('filter'));
     expect(dump.tables[0]!.chains.map((c) => c.name)).toEqual(['INPUT', 'FORWARD', 'OUTPUT', 'KUBE-FRESH']);
-    expect(parseDump(await ipt.saveAll()).tables.map((t) => t.name)).toEqual(expect.arrayContaining(['filter', 'nat']));
+    expect(parseDump(await ipt.saveAll()).tables.map((t) => t.name)).toEqual(
+      expect.arrayContaining(['filter', 'nat']),
+    );
   });
 });

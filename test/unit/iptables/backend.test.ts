@@ -1,9 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { chooseBackend, countRuleLines, detectBackend, hasKubeletChains, parseBackendFlag } from '../../../pkg/iptables/backend.ts';
+import {
+  chooseBackend,
+  countRuleLines,
+  detectBackend,
+  hasKubeletChains,
+  parseBackendFlag,
+} from '../../../pkg/iptables/backend.ts';
 import type { Exec } from '../../../pkg/iptables/exec.ts';
 
 const HINT = '*mangle\n:KUBE-IPTABLES-HINT - [0:0]\nCOMMIT\n';
-const rules = (n: number): string => `*filter\n:INPUT ACCEPT [0:0]\n${'-A INPUT -j ACCEPT\n'.repeat(n)}COMMIT\n`;
+const rules = (n: number): string =>
+  `*filter\n:INPUT ACCEPT [0:0]\n${'-A INPUT -j ACCEPT\n'.repeat(n)}COMMIT\n`;
 
 describe('parseBackendFlag', () => {
   it('accepts auto, legacy and nft, case-insensitively', () => {
@@ -18,7 +25,11 @@ describe('chooseBackend (iptables-wrapper logic)', () => {
   const none = async () => '';
   it.each([
     ['kubelet hint in nft mangle', { nftMangle: HINT, legacyAll: rules(50), nftAll: none }, 'nft'],
-    ['kubelet canary in legacy', { nftMangle: '', legacyAll: '*mangle\n:KUBE-KUBELET-CANARY - [0:0]\nCOMMIT\n', nftAll: none }, 'legacy'],
+    [
+      'kubelet canary in legacy',
+      { nftMangle: '', legacyAll: '*mangle\n:KUBE-KUBELET-CANARY - [0:0]\nCOMMIT\n', nftAll: none },
+      'legacy',
+    ],
     ['more legacy rules', { nftMangle: '', legacyAll: rules(3), nftAll: async () => rules(2) }, 'legacy'],
     ['more nft rules', { nftMangle: '', legacyAll: rules(1), nftAll: async () => rules(2) }, 'nft'],
     ['a tie means nft', { nftMangle: '', legacyAll: rules(2), nftAll: async () => rules(2) }, 'nft'],
@@ -39,7 +50,8 @@ describe('detectBackend', () => {
     const seen: string[] = [];
     const exec: Exec = async (argv) => {
       seen.push(argv.join(' '));
-      if (argv.join(' ') === 'pfx iptables-legacy-save') return { code: 0, signal: null, stdout: rules(5), stderr: '' };
+      if (argv.join(' ') === 'pfx iptables-legacy-save')
+        return { code: 0, signal: null, stdout: rules(5), stderr: '' };
       if (argv.includes('ip6tables-nft-save')) throw new Error('ENOENT');
       return { code: 1, signal: null, stdout: '', stderr: 'nope' };
     };

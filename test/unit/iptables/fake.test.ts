@@ -65,15 +65,14 @@ describe('fake iptables: restore with --noflush semantics', () => {
       'KUBE-SVC-A',
       'KUBE-SVC-B',
     ]);
-    expect(await ipt.save('nat')).toContain('-A KUBE-SERVICES -m comment --comment "ns/a:p cluster IP" -d 10.96.0.1');
+    expect(await ipt.save('nat')).toContain(
+      '-A KUBE-SERVICES -m comment --comment "ns/a:p cluster IP" -d 10.96.0.1',
+    );
     expect(parseDump(await ipt.saveAll()).tables.map((t) => t.name)).toEqual(['filter', 'nat', 'mangle']);
   });
 
   it('a partial payload rewrites the chains it declares and leaves the others alone', async () => {
-    await ipt.restoreAll(
-      p('*nat', ':KUBE-SVC-A - [0:0]', '-A KUBE-SVC-A -j KUBE-SEP-A2', 'COMMIT'),
-      NOFLUSH,
-    );
+    await ipt.restoreAll(p('*nat', ':KUBE-SVC-A - [0:0]', '-A KUBE-SVC-A -j KUBE-SEP-A2', 'COMMIT'), NOFLUSH);
     expect(ipt.rulesOf('nat', 'KUBE-SVC-A')).toEqual([['-j', 'KUBE-SEP-A2']]);
     expect(ipt.rulesOf('nat', 'KUBE-SVC-B')).toEqual([['-j', 'KUBE-SEP-B1']]);
     expect(ipt.rulesOf('nat', 'KUBE-SERVICES')).toHaveLength(2);
@@ -82,7 +81,14 @@ describe('fake iptables: restore with --noflush semantics', () => {
 
   it('a declared chain with no rules is emptied; a stale chain is deleted with a chain line and -X', async () => {
     await ipt.restoreAll(
-      p('*nat', ':KUBE-SVC-A - [0:0]', ':KUBE-SEP-A1 - [0:0]', '-A KUBE-SVC-A -j KUBE-SEP-A2', '-X KUBE-SEP-A1', 'COMMIT'),
+      p(
+        '*nat',
+        ':KUBE-SVC-A - [0:0]',
+        ':KUBE-SEP-A1 - [0:0]',
+        '-A KUBE-SVC-A -j KUBE-SEP-A2',
+        '-X KUBE-SEP-A1',
+        'COMMIT',
+      ),
       NOFLUSH,
     );
     expect(ipt.rulesOf('nat', 'KUBE-SEP-A1')).toBeUndefined();
@@ -115,7 +121,11 @@ describe('fake iptables: restore with --noflush semantics', () => {
   });
 
   it('restore(table) applies only that table of the payload', async () => {
-    await ipt.restore('filter', p('*nat', ':KUBE-SVC-A - [0:0]', 'COMMIT', '*filter', ':KUBE-FORWARD - [0:0]', 'COMMIT'), NOFLUSH);
+    await ipt.restore(
+      'filter',
+      p('*nat', ':KUBE-SVC-A - [0:0]', 'COMMIT', '*filter', ':KUBE-FORWARD - [0:0]', 'COMMIT'),
+      NOFLUSH,
+    );
     expect(ipt.rulesOf('filter', 'KUBE-FORWARD')).toEqual([]);
     expect(ipt.rulesOf('nat', 'KUBE-SVC-A')).toHaveLength(2);
     expect(ipt.restores.at(-1)?.table).toBe('filter');
@@ -142,7 +152,16 @@ describe('fake iptables: what the kernel refuses', () => {
   it('-X of a chain still jumped to fails at its line and leaves the table as it was', async () => {
     const before = await ipt.save('nat');
     // Partial sync bug: SVC-A's chain is not rewritten, so it still jumps to SEP-A1.
-    const e = await restoreError(p('*nat', ':KUBE-SEP-A1 - [0:0]', ':KUBE-SVC-B - [0:0]', '-A KUBE-SVC-B -j KUBE-SEP-B1', '-X KUBE-SEP-A1', 'COMMIT'));
+    const e = await restoreError(
+      p(
+        '*nat',
+        ':KUBE-SEP-A1 - [0:0]',
+        ':KUBE-SVC-B - [0:0]',
+        '-A KUBE-SVC-B -j KUBE-SEP-B1',
+        '-X KUBE-SEP-A1',
+        'COMMIT',
+      ),
+    );
     expect(e.line).toBe(5);
     expect(e.lineText).toBe('-X KUBE-SEP-A1');
     expect(e.message).toMatch(/referenced by rules in KUBE-SVC-A/);
@@ -150,7 +169,9 @@ describe('fake iptables: what the kernel refuses', () => {
   });
 
   it('a jump to a missing chain fails at its line', async () => {
-    const e = await restoreError(p('*nat', ':KUBE-SVC-B - [0:0]', '-A KUBE-SVC-B -j KUBE-SEP-GONE', 'COMMIT'));
+    const e = await restoreError(
+      p('*nat', ':KUBE-SVC-B - [0:0]', '-A KUBE-SVC-B -j KUBE-SEP-GONE', 'COMMIT'),
+    );
     expect(e.line).toBe(3);
     expect(ipt.rulesOf('nat', 'KUBE-SVC-B')).toEqual([['-j', 'KUBE-SEP-B1']]);
   });
@@ -177,13 +198,20 @@ describe('fake iptables: what the kernel refuses', () => {
   });
 
   it('a parse error in a later table still leaves the earlier tables applied', async () => {
-    const e = await restoreError(p('*filter', ':KUBE-NEW - [0:0]', 'COMMIT', '*nat', '-A KUBE-UNDECLARED -j ACCEPT', 'COMMIT'));
+    const e = await restoreError(
+      p('*filter', ':KUBE-NEW - [0:0]', 'COMMIT', '*nat', '-A KUBE-UNDECLARED -j ACCEPT', 'COMMIT'),
+    );
     expect(e.line).toBe(5);
     expect(await ipt.chainExists('filter', 'KUBE-NEW')).toBe(true);
   });
 
   it.each([
-    ['DNAT outside nat', p('*filter', ':X - [0:0]', '-A X -j DNAT --to-destination 1.2.3.4', 'COMMIT'), 3, /only valid in nat/],
+    [
+      'DNAT outside nat',
+      p('*filter', ':X - [0:0]', '-A X -j DNAT --to-destination 1.2.3.4', 'COMMIT'),
+      3,
+      /only valid in nat/,
+    ],
     ['deleting a built-in chain', p('*nat', '-X PREROUTING', 'COMMIT'), 2, /built-in/],
     ['creating an existing chain', p('*nat', '-N KUBE-SVC-A', 'COMMIT'), 2, /already exists/],
     ['deleting a missing rule', p('*nat', '-D OUTPUT -j ACCEPT', 'COMMIT'), 2, /matching rule/],
@@ -197,7 +225,9 @@ describe('fake iptables: what the kernel refuses', () => {
 
   it('failNextRestore fails one restore without changes', async () => {
     ipt.failNextRestore('iptables-restore: line 1 failed');
-    await expect(ipt.restoreAll(p('*nat', ':X - [0:0]', 'COMMIT'), NOFLUSH)).rejects.toBeInstanceOf(RestoreError);
+    await expect(ipt.restoreAll(p('*nat', ':X - [0:0]', 'COMMIT'), NOFLUSH)).rejects.toBeInstanceOf(
+      RestoreError,
+    );
     expect(await ipt.chainExists('nat', 'X')).toBe(false);
     await ipt.restoreAll(p('*nat', ':X - [0:0]', 'COMMIT'), NOFLUSH);
     expect(await ipt.chainExists('nat', 'X')).toBe(true);
@@ -215,13 +245,19 @@ describe('fake iptables: single commands', () => {
     expect(await ipt.ensureRule('prepend', 'nat', 'PREROUTING', jump)).toBe(false);
     expect(await ipt.ensureRule('prepend', 'nat', 'PREROUTING', jump)).toBe(true);
     expect(ipt.rulesOf('nat', 'PREROUTING')).toEqual([jump, ['-j', 'ACCEPT']]);
-    expect(await ipt.save('nat')).toContain('-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES');
+    expect(await ipt.save('nat')).toContain(
+      '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    );
   });
 
   it('ensureRule fails for a missing chain or a jump to a missing chain', async () => {
     const ipt = createFakeIptables();
-    await expect(ipt.ensureRule('append', 'nat', 'NOPE', ['-j', 'ACCEPT'])).rejects.toMatchObject({ code: 'not-found' });
-    await expect(ipt.ensureRule('append', 'nat', 'OUTPUT', ['-j', 'NOPE'])).rejects.toMatchObject({ code: 'not-found' });
+    await expect(ipt.ensureRule('append', 'nat', 'NOPE', ['-j', 'ACCEPT'])).rejects.toMatchObject({
+      code: 'not-found',
+    });
+    await expect(ipt.ensureRule('append', 'nat', 'OUTPUT', ['-j', 'NOPE'])).rejects.toMatchObject({
+      code: 'not-found',
+    });
   });
 
   it('deleteRule and deleteChain are quiet about missing things, not about referenced chains', async () => {

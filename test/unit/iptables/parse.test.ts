@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { IptablesParseError } from '../../../pkg/iptables/errors.ts';
-import { chainNamesOf, parseDump, parseDumpPartial, ruleTarget, rulesOf } from '../../../pkg/iptables/parse.ts';
+import {
+  chainNamesOf,
+  parseDump,
+  parseDumpPartial,
+  rulesOf,
+  ruleTarget,
+} from '../../../pkg/iptables/parse.ts';
 
 /** The line and reason of the parse error `text` raises. */
 function parseError(text: string): { line: number; reason: string } {
@@ -97,7 +103,9 @@ describe('parseDump', () => {
   });
 
   it('accepts rules on built-in chains without a chain line (they always exist)', () => {
-    expect(rulesOf(parseDump('*nat\n-A PREROUTING -j ACCEPT\nCOMMIT\n'), 'nat', 'PREROUTING')).toEqual([['-j', 'ACCEPT']]);
+    expect(rulesOf(parseDump('*nat\n-A PREROUTING -j ACCEPT\nCOMMIT\n'), 'nat', 'PREROUTING')).toEqual([
+      ['-j', 'ACCEPT'],
+    ]);
   });
 
   it('returns the complete tables before an error', () => {
@@ -114,14 +122,34 @@ describe('parseDump errors name the offending line', () => {
     ['rule outside a table', '-A A -j ACCEPT\n', 1, /outside a table/],
     ['chain outside a table', '*filter\nCOMMIT\n:A - [0:0]\n', 3, /outside a table/],
     ['garbage outside a table', 'hello\n', 1, /expected "\*table"/],
-    ['rule for an undeclared chain', '*nat\n:A - [0:0]\n-A KUBE-SVC-X -j ACCEPT\nCOMMIT\n', 3, /undeclared chain "KUBE-SVC-X"/],
+    [
+      'rule for an undeclared chain',
+      '*nat\n:A - [0:0]\n-A KUBE-SVC-X -j ACCEPT\nCOMMIT\n',
+      3,
+      /undeclared chain "KUBE-SVC-X"/,
+    ],
     ['-X of an undeclared chain', '*nat\n-X KUBE-SVC-X\nCOMMIT\n', 2, /undeclared chain/],
-    ['rule added to a deleted chain', '*nat\n:A - [0:0]\n-X A\n-A A -j ACCEPT\nCOMMIT\n', 4, /which this table deletes/],
-    ['chain deleted after being filled', '*nat\n:A - [0:0]\n-A A -j ACCEPT\n-X A\nCOMMIT\n', 4, /deleted after rules/],
+    [
+      'rule added to a deleted chain',
+      '*nat\n:A - [0:0]\n-X A\n-A A -j ACCEPT\nCOMMIT\n',
+      4,
+      /which this table deletes/,
+    ],
+    [
+      'chain deleted after being filled',
+      '*nat\n:A - [0:0]\n-A A -j ACCEPT\n-X A\nCOMMIT\n',
+      4,
+      /deleted after rules/,
+    ],
     ['unknown command', '*nat\n:A - [0:0]\n-Q A\nCOMMIT\n', 3, /unknown command "-Q"/],
     ['bad chain line', '*nat\n:A\nCOMMIT\n', 2, /bad chain line/],
     ['policy on a user chain', '*nat\n:A ACCEPT [0:0]\nCOMMIT\n', 2, /policy ACCEPT on user-defined/],
-    ['unterminated quote', '*nat\n:A - [0:0]\n-A A -m comment --comment "x -j ACCEPT\nCOMMIT\n', 3, /unterminated quote/],
+    [
+      'unterminated quote',
+      '*nat\n:A - [0:0]\n-A A -m comment --comment "x -j ACCEPT\nCOMMIT\n',
+      3,
+      /unterminated quote/,
+    ],
     ['-A with no rule', '*nat\n:A - [0:0]\n-A A\nCOMMIT\n', 3, /has no rule/],
     ['command without chain', '*nat\n-F\nCOMMIT\n', 2, /needs a chain/],
   ])('%s', (_name, text, line, reason) => {
@@ -137,7 +165,14 @@ describe('parseDump errors name the offending line', () => {
 
 describe('chainNamesOf', () => {
   it('lists the chains of one table only, in order', () => {
-    expect(chainNamesOf(SAVE, 'nat')).toEqual(['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING', 'KUBE-SERVICES', 'KUBE-SVC-ABC']);
+    expect(chainNamesOf(SAVE, 'nat')).toEqual([
+      'PREROUTING',
+      'INPUT',
+      'OUTPUT',
+      'POSTROUTING',
+      'KUBE-SERVICES',
+      'KUBE-SVC-ABC',
+    ]);
     expect(chainNamesOf(SAVE, 'filter')).toEqual(['INPUT', 'FORWARD', 'OUTPUT']);
     expect(chainNamesOf(SAVE, 'mangle')).toEqual([]);
   });
@@ -147,7 +182,10 @@ describe('ruleTarget', () => {
   it('finds -j and -g, and ignores a comment that reads like a jump', () => {
     expect(ruleTarget(['-p', 'tcp', '-j', 'KUBE-SVC-X'])).toEqual({ target: 'KUBE-SVC-X', goto: false });
     expect(ruleTarget(['-g', 'KUBE-X'])).toEqual({ target: 'KUBE-X', goto: true });
-    expect(ruleTarget(['-m', 'comment', '--comment', '-j', '-j', 'ACCEPT'])).toEqual({ target: 'ACCEPT', goto: false });
+    expect(ruleTarget(['-m', 'comment', '--comment', '-j', '-j', 'ACCEPT'])).toEqual({
+      target: 'ACCEPT',
+      goto: false,
+    });
     expect(ruleTarget(['-p', 'tcp'])).toBeUndefined();
   });
 });

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { parseDump, rulesOf } from '../../../pkg/iptables/parse.ts';
-import { buildRestorePayload, chainLine, comment, newTableContent, quoteComment } from '../../../pkg/iptables/payload.ts';
+import {
+  buildRestorePayload,
+  chainLine,
+  comment,
+  newTableContent,
+  quoteComment,
+} from '../../../pkg/iptables/payload.ts';
 import { tokenize } from '../../../pkg/iptables/tokenize.ts';
 
 describe('payload comments cannot break out of their rule', () => {
@@ -40,7 +46,15 @@ describe('payload comments cannot break out of their rule', () => {
     const nat = newTableContent('nat');
     nat.chains.writeLine(chainLine('KUBE-SERVICES'));
     nat.chains.writeLine(chainLine('KUBE-SVC-X'));
-    nat.rules.write('-A', 'KUBE-SERVICES', comment('ns/svc:p cluster IP'), '-d', '10.96.0.10', '-j', 'KUBE-SVC-X');
+    nat.rules.write(
+      '-A',
+      'KUBE-SERVICES',
+      comment('ns/svc:p cluster IP'),
+      '-d',
+      '10.96.0.10',
+      '-j',
+      'KUBE-SVC-X',
+    );
     nat.rules.write('-A', 'KUBE-SVC-X', comment('evil " -j DROP'), '-j', 'RETURN');
     const dump = parseDump(buildRestorePayload([nat]));
     expect(rulesOf(dump, 'nat', 'KUBE-SERVICES')).toEqual([

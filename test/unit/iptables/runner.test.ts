@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { IptablesError, RestoreError } from '../../../pkg/iptables/errors.ts';
 import type { Exec, ExecOptions, ExecResult } from '../../../pkg/iptables/exec.ts';
 import { binariesFor, classifyFailure, createIptablesRunner } from '../../../pkg/iptables/runner.ts';
-import { compareVersions, iptablesWaitFlags, parseVersion, restoreWaitFlags } from '../../../pkg/iptables/version.ts';
+import {
+  compareVersions,
+  iptablesWaitFlags,
+  parseVersion,
+  restoreWaitFlags,
+} from '../../../pkg/iptables/version.ts';
 
 interface Call {
   readonly argv: readonly string[];
@@ -10,7 +15,10 @@ interface Call {
 }
 
 /** An Exec that records calls and answers from a script keyed by the binary and first flag. */
-function scripted(answer: (argv: readonly string[], stdin?: string) => Partial<ExecResult>): { exec: Exec; calls: Call[] } {
+function scripted(answer: (argv: readonly string[], stdin?: string) => Partial<ExecResult>): {
+  exec: Exec;
+  calls: Call[];
+} {
   const calls: Call[] = [];
   const exec: Exec = async (argv, opts?: ExecOptions) => {
     calls.push({ argv, stdin: opts?.stdin });
@@ -19,7 +27,8 @@ function scripted(answer: (argv: readonly string[], stdin?: string) => Partial<E
   return { exec, calls };
 }
 
-const version = (v: string) => (argv: readonly string[]) => (argv.includes('--version') ? { stdout: `iptables v${v} (legacy)\n` } : {});
+const version = (v: string) => (argv: readonly string[]) =>
+  argv.includes('--version') ? { stdout: `iptables v${v} (legacy)\n` } : {};
 
 describe('versions and wait flags', () => {
   it('parses and compares versions', () => {
@@ -49,15 +58,28 @@ describe('versions and wait flags', () => {
 
 describe('binariesFor', () => {
   it('names the binaries of each family and backend', () => {
-    expect(binariesFor('IPv4', 'legacy')).toEqual({ iptables: 'iptables-legacy', restore: 'iptables-legacy-restore', save: 'iptables-legacy-save' });
-    expect(binariesFor('IPv6', 'nft')).toEqual({ iptables: 'ip6tables-nft', restore: 'ip6tables-nft-restore', save: 'ip6tables-nft-save' });
+    expect(binariesFor('IPv4', 'legacy')).toEqual({
+      iptables: 'iptables-legacy',
+      restore: 'iptables-legacy-restore',
+      save: 'iptables-legacy-save',
+    });
+    expect(binariesFor('IPv6', 'nft')).toEqual({
+      iptables: 'ip6tables-nft',
+      restore: 'ip6tables-nft-restore',
+      save: 'ip6tables-nft-save',
+    });
   });
 });
 
 describe('createIptablesRunner command lines', () => {
   it('restoreAll: wait flags, --noflush --counters, payload on stdin, exec prefix, version detected once', async () => {
     const { exec, calls } = scripted(version('1.8.9'));
-    const ipt = createIptablesRunner({ family: 'IPv4', backend: 'nft', execPrefix: ['ip', 'netns', 'exec', 'x'], exec });
+    const ipt = createIptablesRunner({
+      family: 'IPv4',
+      backend: 'nft',
+      execPrefix: ['ip', 'netns', 'exec', 'x'],
+      exec,
+    });
     await ipt.restoreAll('*nat\nCOMMIT\n', { flush: false, counters: true });
     await ipt.restore('nat', '*nat\nCOMMIT\n', { flush: true, counters: false });
     expect(calls.map((c) => c.argv.join(' '))).toEqual([
@@ -70,7 +92,9 @@ describe('createIptablesRunner command lines', () => {
 
   it('old iptables: restore gets -w only when iptables-restore --version answers', async () => {
     const { exec, calls } = scripted((argv) =>
-      argv[0] === 'ip6tables-legacy-restore' && argv.includes('--version') ? { code: 2, stdout: '' } : version('1.6.0')(argv),
+      argv[0] === 'ip6tables-legacy-restore' && argv.includes('--version')
+        ? { code: 2, stdout: '' }
+        : version('1.6.0')(argv),
     );
     const ipt = createIptablesRunner({ family: 'IPv6', backend: 'legacy', exec });
     await ipt.restoreAll('', { flush: false, counters: false });
@@ -89,7 +113,9 @@ describe('createIptablesRunner command lines', () => {
   it('a failed restore becomes a RestoreError carrying the rejected line', async () => {
     const payload = '*nat\n:A - [0:0]\n-A A -j NOPE\nCOMMIT\n';
     const { exec } = scripted((argv) =>
-      argv[0] === 'iptables-legacy-restore' ? { code: 2, stderr: "Couldn't load target `NOPE'\nError occurred at line: 3\n" } : version('1.8.9')(argv),
+      argv[0] === 'iptables-legacy-restore'
+        ? { code: 2, stderr: "Couldn't load target `NOPE'\nError occurred at line: 3\n" }
+        : version('1.8.9')(argv),
     );
     const ipt = createIptablesRunner({ family: 'IPv4', backend: 'legacy', exec });
     const err = await ipt.restoreAll(payload, { flush: false, counters: true }).catch((e: unknown) => e);
@@ -100,7 +126,10 @@ describe('createIptablesRunner command lines', () => {
   it('a lock timeout on restore is lock-timeout, not a payload problem', async () => {
     const { exec } = scripted((argv) =>
       argv[0] === 'iptables-legacy-restore'
-        ? { code: 4, stderr: 'Another app is currently holding the xtables lock. Stopped waiting after 5s.\n' }
+        ? {
+            code: 4,
+            stderr: 'Another app is currently holding the xtables lock. Stopped waiting after 5s.\n',
+          }
         : version('1.8.9')(argv),
     );
     const ipt = createIptablesRunner({ family: 'IPv4', backend: 'legacy', exec });
@@ -155,8 +184,17 @@ describe('createIptablesRunner command lines', () => {
   });
 
   it('classifies failures by exit status and message', () => {
-    expect(classifyFailure({ code: 1, stderr: 'iptables: No chain/target/match by that name.' })).toBe('not-found');
-    expect(classifyFailure({ code: 1, stderr: "iptables v1.8.9 (nf_tables): chain `X' in table `nat' is incompatible" })).toBe('exec-failed');
-    expect(classifyFailure({ code: 4, stderr: 'Another app is currently holding the xtables lock.' })).toBe('lock-timeout');
+    expect(classifyFailure({ code: 1, stderr: 'iptables: No chain/target/match by that name.' })).toBe(
+      'not-found',
+    );
+    expect(
+      classifyFailure({
+        code: 1,
+        stderr: "iptables v1.8.9 (nf_tables): chain `X' in table `nat' is incompatible",
+      }),
+    ).toBe('exec-failed');
+    expect(classifyFailure({ code: 4, stderr: 'Another app is currently holding the xtables lock.' })).toBe(
+      'lock-timeout',
+    );
   });
 });
