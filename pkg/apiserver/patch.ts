@@ -104,14 +104,20 @@ function remove(doc: Json, path: string): Json {
 }
 
 function deepEqual(a: Json, b: Json): boolean {
-  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+/** JSON text with object keys sorted, so that equal values give equal text. */
+export function canonicalJson(v: unknown): string {
+  return JSON.stringify(canonical(v as Json));
 }
 
 function canonical(v: Json): Json {
+  if (v === undefined) return null;
   if (Array.isArray(v)) return v.map(canonical);
   if (isObject(v)) {
     const out: JsonObject = {};
-    for (const k of Object.keys(v).sort()) out[k] = canonical(v[k]!);
+    for (const k of Object.keys(v).sort()) if (v[k] !== undefined) out[k] = canonical(v[k]!);
     return out;
   }
   return v;

@@ -29,7 +29,7 @@ import {
   forbidden,
   notFound,
 } from './errors.ts';
-import { type Json, jsonPatch, mergePatch, PatchError, strategicMergePatch } from './patch.ts';
+import { canonicalJson, type Json, jsonPatch, mergePatch, PatchError, strategicMergePatch } from './patch.ts';
 import {
   type KubeObject,
   type ObjectMeta,
@@ -154,7 +154,7 @@ function timestamp(d: Date): string {
 
 function sameContent(a: KubeObject, b: KubeObject): boolean {
   const strip = (o: KubeObject) =>
-    JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+    canonicalJson({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
   return strip(a) === strip(b);
 }
 
@@ -292,7 +292,7 @@ export function createStore(opts: StoreOptions): Store {
 
   function commitUpdate(info: ResourceInfo, next: KubeObject, old: KubeObject): KubeObject {
     if (sameContent(next, old)) return old;
-    const specChanged = JSON.stringify(next.spec) !== JSON.stringify(old.spec);
+    const specChanged = canonicalJson(next.spec) !== canonicalJson(old.spec);
     const generation = (old.metadata.generation ?? 1) + (specChanged ? 1 : 0);
     const stored = { ...next, metadata: { ...next.metadata, generation, resourceVersion: bump() } };
     if (stored.metadata.deletionTimestamp && (stored.metadata.finalizers ?? []).length === 0) {
