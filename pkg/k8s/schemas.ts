@@ -99,7 +99,7 @@ export const endpointSchema = z.object({
       serving: opt(z.boolean()),
       terminating: opt(z.boolean()),
     }),
-  ).transform((c) => c ?? {}),
+  ).transform((c) => c ?? { ready: undefined, serving: undefined, terminating: undefined }),
   nodeName: opt(z.string()),
   zone: opt(z.string()),
   hints: opt(
@@ -149,12 +149,12 @@ export const nodeSchema = z.object({
       // 503 on /healthz so that load balancers drain it before it goes.
       taints: opt(z.array(z.object({ key: z.string(), value: opt(z.string()), effect: opt(z.string()) }))),
     }),
-  ).transform((s) => s ?? {}),
+  ).transform((s) => s ?? { podCIDR: undefined, podCIDRs: undefined, taints: undefined }),
   status: opt(
     z.object({
       addresses: opt(z.array(z.object({ type: z.string(), address: z.string() }))),
     }),
-  ).transform((s) => s ?? {}),
+  ).transform((s) => s ?? { addresses: undefined }),
 });
 
 export type Service = z.output<typeof serviceSchema>;
