@@ -40,9 +40,9 @@ describe('endpoints tracker: what is stored', () => {
       'IPv4',
     ],
     ['an IPv4 slice in the IPv6 tracker', { endpoints: [{ ip: '10.0.0.1' }], ports: [http] }, 'IPv6'],
-  ] as const)('ignores %s', (_n, spec, family) => {
+  ] as [string, SliceSpec, 'IPv4' | 'IPv6'][])('ignores %s', (_n, spec, family) => {
     const { tracker } = setup({ family });
-    expect(tracker.endpointSliceUpdate(makeSlice('ns1', 'svc1', 1, spec as SliceSpec), false)).toBe(false);
+    expect(tracker.endpointSliceUpdate(makeSlice('ns1', 'svc1', 1, spec), false)).toBe(false);
     expect(tracker.pendingCount()).toBe(0);
   });
 
