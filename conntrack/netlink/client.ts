@@ -437,7 +437,9 @@ export function createConntrackClient(opts: ConntrackClientOptions = {}): Conntr
             return;
           }
           if (finished()) settle(undefined);
-          else fill();
+          // Refill once half the window is answered, so each write carries many requests
+          // instead of one write per ack.
+          else if (inflight.size <= window / 2) fill();
         },
         onError(err) {
           if (err.errno === ENOBUFS) settle(new Overrun());

@@ -37,6 +37,7 @@ import {
   IPCTNL_MSG_CT_NEW,
   IPPROTO_SCTP,
   IPPROTO_TCP,
+  IPS_CONFIRMED,
   IPPROTO_UDP,
   NFGENMSG_LEN,
   NFNETLINK_V0,
@@ -186,7 +187,7 @@ export interface NewConntrackFlow {
   /** Defaults to the inverse of `original` (no NAT). */
   readonly reply?: FlowTuple;
   readonly timeout: number;
-  /** IPS_* bits to set, e.g. IPS_SEEN_REPLY. */
+  /** IPS_* bits to set, e.g. IPS_SEEN_REPLY (IPS_CONFIRMED is added). */
   readonly status?: number;
   readonly mark?: number;
   readonly zone?: number;
@@ -205,7 +206,9 @@ export function buildNewRequest(flow: NewConntrackFlow, seq: number): Buffer {
     ...tupleAttr(CTA_TUPLE_REPLY, flow.family, flow.protocol, reply),
     ...attr(CTA_TIMEOUT, be32(flow.timeout)),
   ];
-  if (flow.status !== undefined) body.push(...attr(CTA_STATUS, be32(flow.status)));
+  // The kernel marks a new entry IPS_CONFIRMED before applying CTA_STATUS and refuses (EBUSY) a
+  // status that would clear that bit, so it is always sent along.
+  if (flow.status !== undefined) body.push(...attr(CTA_STATUS, be32(flow.status | IPS_CONFIRMED)));
   if (flow.mark !== undefined) body.push(...attr(CTA_MARK, be32(flow.mark)));
   if (flow.zone !== undefined && flow.zone !== 0) body.push(...attr(CTA_ZONE, be16(flow.zone)));
   const flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
@@ -224,8 +227,18 @@ export interface RawMessage {
   readonly end: number;
 }
 
+// Host-order reads by hand: the hot loop below calls these millions of times per big dump and
+// plain indexing avoids Buffer's per-call range checks (callers check bounds themselves).
 function readU16(buf: Buffer, off: number): number {
-  return LE ? buf.readUInt16LE(off) : buf.readUInt16BE(off);
+  return LE ? buf[off]! | (buf[off + 1]! << 8) : (buf[off]! << 8) | buf[off + 1]!;
+}
+
+function readBE16(buf: Buffer, off: number): number {
+  return (buf[off]! << 8) | buf[off + 1]!;
+}
+
+function readBE32(buf: Buffer, off: number): number {
+  return ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
 }
 
 function readU32(buf: Buffer, off: number): number {
@@ -278,59 +291,77 @@ export function parseDoneMessage(buf: Buffer, m: RawMessage): number {
   return m.end - m.start >= 4 ? 0 - readS32(buf, m.start) : 0;
 }
 
-interface TupleScratch {
-  src: string;
-  dst: string;
-  srcPort: number;
-  dstPort: number;
-  proto: number;
-}
+/** Decimal text of each byte value, so IPv4 text is built without number formatting. */
+const OCTETS: readonly string[] = Array.from({ length: 256 }, (_, i) => String(i));
+
+/**
+ * IPv4 text by address value. Service IPs, endpoints and clients repeat across the entries of a
+ * dump; reusing their strings saves most of a big dump's allocations, and with them most of its
+ * garbage-collection time. Bounded: cleared when full.
+ */
+const ipv4Cache = new Map<number, string>();
+const IPV4_CACHE_MAX = 1 << 16;
 
 function ipv4Text(buf: Buffer, off: number): string {
-  return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
+  const v = readBE32(buf, off);
+  let text = ipv4Cache.get(v);
+  if (text === undefined) {
+    text = `${OCTETS[buf[off]!]}.${OCTETS[buf[off + 1]!]}.${OCTETS[buf[off + 2]!]}.${OCTETS[buf[off + 3]!]}`;
+    if (ipv4Cache.size >= IPV4_CACHE_MAX) ipv4Cache.clear();
+    ipv4Cache.set(v, text);
+  }
+  return text;
 }
 
 function ipv6Text(buf: Buffer, off: number): string {
   const words: string[] = [];
-  for (let i = 0; i < 16; i += 2) words.push(buf.readUInt16BE(off + i).toString(16));
+  for (let i = 0; i < 16; i += 2) words.push(readBE16(buf, off + i).toString(16));
   // parseIP applies the RFC 5952 compression the rest of the code base uses.
   return parseIP(words.join(':'))!.text;
 }
 
-function parseTupleIP(buf: Buffer, start: number, end: number, t: TupleScratch): void {
+interface MutableTuple {
+  src: string;
+  dst: string;
+  srcPort: number;
+  dstPort: number;
+}
+
+/** CTA_PROTO_NUM of the tuple read last (kept apart so tuples keep the public shape). */
+let lastProto = -1;
+
+function parseTupleIP(buf: Buffer, start: number, end: number, t: MutableTuple): void {
   let off = start;
   while (off + 4 <= end) {
     const len = readU16(buf, off);
     if (len < 4 || off + len > end) break;
     const type = readU16(buf, off + 2) & NLA_TYPE_MASK;
     const data = off + 4;
-    if ((type === CTA_IP_V4_SRC || type === CTA_IP_V4_DST) && len - 4 >= 4) {
-      if (type === CTA_IP_V4_SRC) t.src = ipv4Text(buf, data);
-      else t.dst = ipv4Text(buf, data);
-    } else if ((type === CTA_IP_V6_SRC || type === CTA_IP_V6_DST) && len - 4 >= 16) {
-      if (type === CTA_IP_V6_SRC) t.src = ipv6Text(buf, data);
-      else t.dst = ipv6Text(buf, data);
-    }
+    if (len >= 8 && type === CTA_IP_V4_SRC) t.src = ipv4Text(buf, data);
+    else if (len >= 8 && type === CTA_IP_V4_DST) t.dst = ipv4Text(buf, data);
+    else if (len >= 20 && type === CTA_IP_V6_SRC) t.src = ipv6Text(buf, data);
+    else if (len >= 20 && type === CTA_IP_V6_DST) t.dst = ipv6Text(buf, data);
     off += align4(len);
   }
 }
 
-function parseTupleProto(buf: Buffer, start: number, end: number, t: TupleScratch): void {
+function parseTupleProto(buf: Buffer, start: number, end: number, t: MutableTuple): void {
   let off = start;
   while (off + 4 <= end) {
     const len = readU16(buf, off);
     if (len < 4 || off + len > end) break;
     const type = readU16(buf, off + 2) & NLA_TYPE_MASK;
     const data = off + 4;
-    if (type === CTA_PROTO_NUM && len >= 5) t.proto = buf[data]!;
-    else if (type === CTA_PROTO_SRC_PORT && len >= 6) t.srcPort = buf.readUInt16BE(data);
-    else if (type === CTA_PROTO_DST_PORT && len >= 6) t.dstPort = buf.readUInt16BE(data);
+    if (type === CTA_PROTO_NUM && len >= 5) lastProto = buf[data]!;
+    else if (type === CTA_PROTO_SRC_PORT && len >= 6) t.srcPort = readBE16(buf, data);
+    else if (type === CTA_PROTO_DST_PORT && len >= 6) t.dstPort = readBE16(buf, data);
     off += align4(len);
   }
 }
 
-function parseTuple(buf: Buffer, start: number, end: number): TupleScratch {
-  const t: TupleScratch = { src: '', dst: '', srcPort: 0, dstPort: 0, proto: -1 };
+function parseTuple(buf: Buffer, start: number, end: number): MutableTuple {
+  const t: MutableTuple = { src: '', dst: '', srcPort: 0, dstPort: 0 };
+  lastProto = -1;
   let off = start;
   while (off + 4 <= end) {
     const len = readU16(buf, off);
@@ -353,8 +384,9 @@ export function parseFlow(buf: Buffer, m: RawMessage): ConntrackFlow | undefined
   const af = buf[m.start]!;
   const family: ConntrackFamily | undefined = af === AF_INET ? 'IPv4' : af === AF_INET6 ? 'IPv6' : undefined;
   if (!family) return undefined;
-  let orig: TupleScratch | undefined;
-  let reply: TupleScratch | undefined;
+  let orig: MutableTuple | undefined;
+  let reply: MutableTuple | undefined;
+  let proto = -1;
   let status = 0;
   let mark = 0;
   let id: number | undefined;
@@ -364,10 +396,7 @@ export function parseFlow(buf: Buffer, m: RawMessage): ConntrackFlow | undefined
   while (off + 4 <= m.end) {
     const len = readU16(buf, off);
     if (len < 4 || off + len > m.end) {
-      throw new ConntrackError(
-        'parse-error',
-        `bad attribute length ${len} in conntrack message seq ${m.seq}`,
-      );
+      throw new ConntrackError('parse-error', `bad attribute length ${len} in conntrack message seq ${m.seq}`);
     }
     const type = readU16(buf, off + 2) & NLA_TYPE_MASK;
     const data = off + 4;
@@ -375,38 +404,37 @@ export function parseFlow(buf: Buffer, m: RawMessage): ConntrackFlow | undefined
     switch (type) {
       case CTA_TUPLE_ORIG:
         orig = parseTuple(buf, data, off + len);
+        proto = lastProto;
         break;
       case CTA_TUPLE_REPLY:
         reply = parseTuple(buf, data, off + len);
         break;
       case CTA_STATUS:
-        if (dlen >= 4) status = buf.readUInt32BE(data);
+        if (dlen >= 4) status = readBE32(buf, data);
         break;
       case CTA_MARK:
-        if (dlen >= 4) mark = buf.readUInt32BE(data);
+        if (dlen >= 4) mark = readBE32(buf, data);
         break;
       case CTA_ID:
-        if (dlen >= 4) id = buf.readUInt32BE(data);
+        if (dlen >= 4) id = readBE32(buf, data);
         break;
       case CTA_TIMEOUT:
-        if (dlen >= 4) timeout = buf.readUInt32BE(data);
+        if (dlen >= 4) timeout = readBE32(buf, data);
         break;
       case CTA_ZONE:
-        if (dlen >= 2) zone = buf.readUInt16BE(data);
+        if (dlen >= 2) zone = readBE16(buf, data);
         break;
     }
     off += align4(len);
   }
   if (!orig || !reply || !orig.src || !reply.src) return undefined;
-  const protocol = protocolName(orig.proto);
+  const protocol = protocolName(proto);
   if (!protocol) return undefined;
-  const flow: {
-    -readonly [K in keyof ConntrackFlow]: ConntrackFlow[K];
-  } = {
+  const flow: { -readonly [K in keyof ConntrackFlow]: ConntrackFlow[K] } = {
     family,
     protocol,
-    original: { src: orig.src, dst: orig.dst, srcPort: orig.srcPort, dstPort: orig.dstPort },
-    reply: { src: reply.src, dst: reply.dst, srcPort: reply.srcPort, dstPort: reply.dstPort },
+    original: orig,
+    reply,
     status,
     mark,
   };

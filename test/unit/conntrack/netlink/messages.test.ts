@@ -168,7 +168,7 @@ describe('building requests', () => {
       protocol: 'SCTP',
       original: { src: 'fd00::1', dst: 'fd00:96::a', srcPort: 40000, dstPort: 9 },
       reply: { src: 'fd00:244::5', dst: 'fd00::1', srcPort: 9090, dstPort: 40000 },
-      status: IPS_SEEN_REPLY,
+      status: IPS_SEEN_REPLY | IPS_CONFIRMED,
       mark: 0xdeadbeef,
       zone: 3,
       timeout: 120,
