@@ -823,9 +823,7 @@ const byShorthand = new Map(FLAGS.filter((f) => f.shorthand).map((f) => [f.short
 
 /** The flag whose value lands in a KubeProxyConfiguration field, to name it in errors. */
 export function flagForConfigPath(path: string): FlagSpec | undefined {
-  return FLAGS.find(
-    (f) => f.configPath === path && f.deprecated === undefined && f.support === 'implemented',
-  );
+  return FLAGS.find((f) => f.configPath === path && f.deprecated === undefined);
 }
 
 // ---- parsing -----------------------------------------------------------------------------------
