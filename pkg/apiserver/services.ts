@@ -78,6 +78,30 @@ function applyStaticDefaults(spec: Rec): void {
   }
 }
 
+/**
+ * When an update changes the type, fields that only the old type used and that the client left
+ * as they were are dropped, so a NodePort Service read back and PUT as ClusterIP validates
+ * (upstream's dropTypeDependentFields).
+ */
+function dropTypeDependentFields(spec: Rec, oldSpec: Rec): void {
+  const type = String(spec.type ?? 'ClusterIP');
+  const external = usesNodePorts(type) || (strArray(spec.externalIPs) ?? []).length > 0;
+  if (!external && spec.externalTrafficPolicy === oldSpec.externalTrafficPolicy)
+    delete spec.externalTrafficPolicy;
+  if (type !== 'LoadBalancer') {
+    if (spec.allocateLoadBalancerNodePorts === oldSpec.allocateLoadBalancerNodePorts)
+      delete spec.allocateLoadBalancerNodePorts;
+    if (spec.healthCheckNodePort === oldSpec.healthCheckNodePort) delete spec.healthCheckNodePort;
+  }
+  if (!usesNodePorts(type) && Array.isArray(spec.ports)) {
+    spec.ports = spec.ports.map((p: unknown) => {
+      if (!isRecord(p)) return p;
+      const { nodePort: _np, ...rest } = p;
+      return rest;
+    });
+  }
+}
+
 /** Shape checks that need no cluster state. */
 function validateSpec(spec: Rec, causes: StatusCause[], nodePortRange: readonly [number, number]): void {
   const type = spec.type as string;
@@ -389,6 +413,7 @@ export function createServiceStrategy(opts: ServiceStrategyOptions): ServiceStra
     if (!isRecord(obj.spec)) obj.spec = {};
     const spec = obj.spec as Rec;
     const oldSpec = isRecord(old?.spec) ? old.spec : undefined;
+    if (oldSpec && oldSpec.type !== spec.type) dropTypeDependentFields(spec, oldSpec);
     applyStaticDefaults(spec);
     const causes = validateObjectMeta(obj, 'dns1035Label');
     validateSpec(spec, causes, nodePorts.range);

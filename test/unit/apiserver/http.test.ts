@@ -28,7 +28,14 @@ describe('discovery', () => {
     ]);
     const v1 = await s.request('GET', '/api/v1');
     const byName = Object.fromEntries(v1.body.resources.map((r: { name: string }) => [r.name, r]));
-    expect(Object.keys(byName).sort()).toEqual(['namespaces', 'namespaces/status', 'nodes', 'nodes/status', 'services', 'services/status']);
+    expect(Object.keys(byName).sort()).toEqual([
+      'namespaces',
+      'namespaces/status',
+      'nodes',
+      'nodes/status',
+      'services',
+      'services/status',
+    ]);
     expect(byName.services).toMatchObject({ kind: 'Service', namespaced: true, shortNames: ['svc'] });
     expect(byName.services.verbs).toContain('watch');
     expect(byName.namespaces).toMatchObject({ namespaced: false, shortNames: ['ns'] });
@@ -44,10 +51,18 @@ describe('discovery', () => {
     const core = await s.request('GET', '/api', undefined, { Accept: accept });
     expect(core.contentType).toBe('application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList');
     expect(core.body.kind).toBe('APIGroupDiscoveryList');
-    const services = core.body.items[0].versions[0].resources.find((r: { resource: string }) => r.resource === 'services');
-    expect(services).toMatchObject({ scope: 'Namespaced', shortNames: ['svc'], responseKind: { kind: 'Service' } });
+    const services = core.body.items[0].versions[0].resources.find(
+      (r: { resource: string }) => r.resource === 'services',
+    );
+    expect(services).toMatchObject({
+      scope: 'Namespaced',
+      shortNames: ['svc'],
+      responseKind: { kind: 'Service' },
+    });
     const groups = await s.request('GET', '/apis', undefined, { Accept: accept });
-    expect(groups.body.items.map((i: { metadata: { name: string } }) => i.metadata.name)).toEqual(['discovery.k8s.io']);
+    expect(groups.body.items.map((i: { metadata: { name: string } }) => i.metadata.name)).toEqual([
+      'discovery.k8s.io',
+    ]);
   });
 });
 
@@ -60,7 +75,9 @@ describe('verbs', () => {
     expect(created.body.metadata.creationTimestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     await s.request('POST', '/api/v1/namespaces', { metadata: { name: 'other' } });
     const b = await s.request('POST', '/api/v1/namespaces/other/services', svc('b'));
-    expect(Number(b.body.metadata.resourceVersion)).toBeGreaterThan(Number(created.body.metadata.resourceVersion));
+    expect(Number(b.body.metadata.resourceVersion)).toBeGreaterThan(
+      Number(created.body.metadata.resourceVersion),
+    );
 
     const got = await s.request('GET', `${SVCS}/a`);
     expect(got.body).toEqual(created.body);
@@ -73,7 +90,10 @@ describe('verbs', () => {
   });
 
   it('generates names from generateName', async () => {
-    const r = await s.request('POST', SLICES, { ...slice('', 'x', ['10.0.0.1']), metadata: { generateName: 'x-' } });
+    const r = await s.request('POST', SLICES, {
+      ...slice('', 'x', ['10.0.0.1']),
+      metadata: { generateName: 'x-' },
+    });
     expect(r.status).toBe(201);
     expect(r.body.metadata.name).toMatch(/^x-[a-z0-9]{5}$/);
   });
@@ -118,36 +138,69 @@ describe('verbs', () => {
   });
 
   it('patches with merge, JSON and strategic merge patches', async () => {
-    await s.request('POST', SVCS, svc('a', { ports: [{ name: 'http', port: 80 }, { name: 'https', port: 443 }] }));
-    const merge = await s.request('PATCH', `${SVCS}/a`, { metadata: { labels: { app: 'web' } } }, {
-      'Content-Type': 'application/merge-patch+json',
-    });
+    await s.request(
+      'POST',
+      SVCS,
+      svc('a', {
+        ports: [
+          { name: 'http', port: 80 },
+          { name: 'https', port: 443 },
+        ],
+      }),
+    );
+    const merge = await s.request(
+      'PATCH',
+      `${SVCS}/a`,
+      { metadata: { labels: { app: 'web' } } },
+      {
+        'Content-Type': 'application/merge-patch+json',
+      },
+    );
     expect(merge.status).toBe(200);
     expect(merge.body.metadata.labels).toEqual({ app: 'web' });
 
-    const json = await s.request('PATCH', `${SVCS}/a`, [{ op: 'replace', path: '/spec/ports/0/targetPort', value: 8080 }], {
-      'Content-Type': 'application/json-patch+json',
-    });
+    const json = await s.request(
+      'PATCH',
+      `${SVCS}/a`,
+      [{ op: 'replace', path: '/spec/ports/0/targetPort', value: 8080 }],
+      {
+        'Content-Type': 'application/json-patch+json',
+      },
+    );
     expect(json.body.spec.ports[0].targetPort).toBe(8080);
 
     // kubectl apply's shape: one list item changed by merge key, order given by a directive.
     const smp = await s.request(
       'PATCH',
       `${SVCS}/a`,
-      { spec: { '$setElementOrder/ports': [{ port: 443 }, { port: 80 }], ports: [{ port: 443, targetPort: 8443 }] } },
+      {
+        spec: {
+          '$setElementOrder/ports': [{ port: 443 }, { port: 80 }],
+          ports: [{ port: 443, targetPort: 8443 }],
+        },
+      },
       { 'Content-Type': 'application/strategic-merge-patch+json' },
     );
     expect(smp.status).toBe(200);
-    expect(smp.body.spec.ports.map((p: { port: number; targetPort: number }) => [p.port, p.targetPort])).toEqual([
+    expect(
+      smp.body.spec.ports.map((p: { port: number; targetPort: number }) => [p.port, p.targetPort]),
+    ).toEqual([
       [443, 8443],
       [80, 8080],
     ]);
 
-    const badJson = await s.request('PATCH', `${SVCS}/a`, [{ op: 'test', path: '/spec/type', value: 'NodePort' }], {
-      'Content-Type': 'application/json-patch+json',
-    });
+    const badJson = await s.request(
+      'PATCH',
+      `${SVCS}/a`,
+      [{ op: 'test', path: '/spec/type', value: 'NodePort' }],
+      {
+        'Content-Type': 'application/json-patch+json',
+      },
+    );
     expect(badJson.status).toBe(422);
-    const unsupported = await s.request('PATCH', `${SVCS}/a`, 'x: 1', { 'Content-Type': 'application/apply-patch+yaml' });
+    const unsupported = await s.request('PATCH', `${SVCS}/a`, 'x: 1', {
+      'Content-Type': 'application/apply-patch+yaml',
+    });
     expect(unsupported.status).toBe(415);
   });
 
@@ -165,7 +218,11 @@ describe('verbs', () => {
     await s.request('POST', '/api/v1/namespaces', { metadata: { name: 'tmp' } });
     await s.request('POST', '/api/v1/namespaces/tmp/services', svc('x'));
     expect((await s.request('DELETE', '/api/v1/namespaces/tmp')).status).toBe(200);
-    expect((await s.request('GET', '/api/v1/services')).body.items.map((i: { metadata: { name: string } }) => i.metadata.name)).toEqual(['b']);
+    expect(
+      (await s.request('GET', '/api/v1/services')).body.items.map(
+        (i: { metadata: { name: string } }) => i.metadata.name,
+      ),
+    ).toEqual(['b']);
     const protectedNs = await s.request('DELETE', '/api/v1/namespaces/default');
     expect(protectedNs.status).toBe(403);
   });
@@ -179,11 +236,19 @@ describe('verbs', () => {
   });
 
   it('keeps an object with finalizers until the last one is removed', async () => {
-    await s.request('POST', SLICES, { ...slice('s', 'x', ['10.0.0.1']), metadata: { name: 's', finalizers: ['test/hold'] } });
+    await s.request('POST', SLICES, {
+      ...slice('s', 'x', ['10.0.0.1']),
+      metadata: { name: 's', finalizers: ['test/hold'] },
+    });
     const marked = await s.request('DELETE', `${SLICES}/s`);
     expect(marked.body.metadata.deletionTimestamp).toBeTruthy();
     expect((await s.request('GET', `${SLICES}/s`)).status).toBe(200);
-    await s.request('PATCH', `${SLICES}/s`, { metadata: { finalizers: null } }, { 'Content-Type': 'application/merge-patch+json' });
+    await s.request(
+      'PATCH',
+      `${SLICES}/s`,
+      { metadata: { finalizers: null } },
+      { 'Content-Type': 'application/merge-patch+json' },
+    );
     expect((await s.request('GET', `${SLICES}/s`)).status).toBe(404);
   });
 
@@ -196,7 +261,11 @@ describe('verbs', () => {
     const bad = await s.request('POST', SLICES, slice('s2', 'web', ['fd00::1']));
     expect(bad.status).toBe(422);
     expect(bad.body.details.causes).toEqual([
-      { reason: 'FieldValueInvalid', field: 'endpoints[0].addresses[0]', message: 'Invalid value: "fd00::1": must be a valid IPv4 address' },
+      {
+        reason: 'FieldValueInvalid',
+        field: 'endpoints[0].addresses[0]',
+        message: 'Invalid value: "fd00::1": must be a valid IPv4 address',
+      },
     ]);
   });
 
@@ -214,7 +283,9 @@ describe('verbs', () => {
 
   it('renders Tables for kubectl get', async () => {
     await s.request('POST', SVCS, svc('a', { type: 'NodePort', ports: [{ port: 80, nodePort: 30080 }] }));
-    const t = await s.request('GET', SVCS, undefined, { Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json' });
+    const t = await s.request('GET', SVCS, undefined, {
+      Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json',
+    });
     expect(t.body.kind).toBe('Table');
     expect(t.body.columnDefinitions.map((c: { name: string }) => c.name)).toEqual([
       'Name',
@@ -225,7 +296,13 @@ describe('verbs', () => {
       'Age',
       'Selector',
     ]);
-    expect(t.body.rows[0].cells.slice(0, 5)).toEqual(['a', 'NodePort', '10.96.0.1', '<none>', '80:30080/TCP']);
+    expect(t.body.rows[0].cells.slice(0, 5)).toEqual([
+      'a',
+      'NodePort',
+      '10.96.0.1',
+      '<none>',
+      '80:30080/TCP',
+    ]);
     expect(t.body.rows[0].object).toMatchObject({ kind: 'PartialObjectMetadata', metadata: { name: 'a' } });
   });
 });
@@ -238,7 +315,9 @@ describe('selectors', () => {
   });
 
   const names = async (query: string) =>
-    (await s.request('GET', `${SVCS}?${query}`)).body.items.map((i: { metadata: { name: string } }) => i.metadata.name);
+    (await s.request('GET', `${SVCS}?${query}`)).body.items.map(
+      (i: { metadata: { name: string } }) => i.metadata.name,
+    );
 
   it.each([
     ['app=web', ['a', 'b']],
@@ -263,7 +342,9 @@ describe('selectors', () => {
   });
 
   it('rejects a malformed selector or an unsupported field with 400', async () => {
-    expect((await s.request('GET', `${SVCS}?labelSelector=${encodeURIComponent('a in b')}`)).status).toBe(400);
+    expect((await s.request('GET', `${SVCS}?labelSelector=${encodeURIComponent('a in b')}`)).status).toBe(
+      400,
+    );
     expect((await s.request('GET', `${SVCS}?fieldSelector=spec.type%3DNodePort`)).status).toBe(400);
   });
 });
