@@ -37,7 +37,9 @@ export interface EndpointsChangeTracker {
    * Records an EndpointSlice add/update (`removed` false) or deletion. Returns whether THIS
    * event was stored as a change needing a sync; unlike `ServiceChangeTracker.update`, which
    * says whether any change is pending at all. Slices of another address type (the other
-   * family, or FQDN) and slices without the service-name label are ignored (false).
+   * family, or FQDN) and slices without the service-name label are ignored (false). An event
+   * that takes a slice back to its state at the last sync cancels the pending change and also
+   * returns false: the event that made the change already asked for a sync.
    */
   endpointSliceUpdate(slice: EndpointSlice, removed: boolean): boolean;
   /** Number of Services with pending slice changes. */

@@ -203,6 +203,8 @@ const EMPTY: ServiceEndpoints = new Map();
 
 export function createEndpointSliceCache(nodeName: string): EndpointSliceCache {
   const services = new Map<ServiceKey, ServiceSlices>();
+  // Services with a non-empty `pending`, so that counting them per event stays O(1).
+  const withPending = new Set<ServiceKey>();
 
   return {
     updatePending(slice, removed) {
@@ -220,6 +222,7 @@ export function createEndpointSliceCache(nodeName: string): EndpointSliceCache {
       if (isDeepStrictEqual(applied ?? REMOVED, data)) {
         // Back to the applied state: the pending change cancels out.
         svc!.pending.delete(sliceName);
+        if (svc!.pending.size === 0) withPending.delete(key);
         if (svc!.pending.size === 0 && svc!.applied.size === 0) services.delete(key);
         return 'cancelled';
       }
@@ -234,19 +237,16 @@ export function createEndpointSliceCache(nodeName: string): EndpointSliceCache {
         services.set(key, svc);
       }
       svc.pending.set(sliceName, data);
+      withPending.add(key);
       return 'stored';
     },
 
-    pendingCount() {
-      let n = 0;
-      for (const svc of services.values()) if (svc.pending.size > 0) n++;
-      return n;
-    },
+    pendingCount: () => withPending.size,
 
     checkoutChanges() {
       const changes = new Map<ServiceKey, EndpointsChange>();
-      for (const [key, svc] of services) {
-        if (svc.pending.size === 0) continue;
+      for (const key of withPending) {
+        const svc = services.get(key)!;
         const previous = svc.appliedEndpoints;
         for (const [sliceName, data] of svc.pending) {
           if (data === REMOVED) svc.applied.delete(sliceName);
@@ -258,6 +258,7 @@ export function createEndpointSliceCache(nodeName: string): EndpointSliceCache {
         if (svc.applied.size === 0) services.delete(key);
         changes.set(key, { previous, current });
       }
+      withPending.clear();
       return changes;
     },
   };
