@@ -39,7 +39,7 @@ export function chainLine(chain: string): string {
  * the input, so characters that could end the quoted word or the line are replaced.
  */
 export function quoteComment(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we strip
+  // Control characters (newline above all) would end the line or the word: they are what we strip.
   const safe = text.replace(/["\\\u0000-\u001f\u007f]/g, '_');
   return /\s/.test(safe) || safe === '' ? `"${safe}"` : safe;
 }
