@@ -50,9 +50,21 @@ function base32Prefix(bytes: Uint8Array, chars: number): string {
   return out;
 }
 
+// SHA-256 dominates rendering time in big clusters (one hash per endpoint per sync); upstream
+// precomputes names when the tracker builds its structs. A memo gives the same effect here; it
+// is dropped wholesale when it outgrows any realistic cluster.
+const hashMemo = new Map<string, string>();
+const HASH_MEMO_LIMIT = 1_000_000;
+
 /** The 16-character hash shared by upstream's portProtoHash and the KUBE-SEP name. */
 export function chainHash(input: string): string {
-  return base32Prefix(createHash('sha256').update(input, 'utf8').digest(), 16);
+  let hash = hashMemo.get(input);
+  if (hash === undefined) {
+    hash = base32Prefix(createHash('sha256').update(input, 'utf8').digest(), 16);
+    if (hashMemo.size >= HASH_MEMO_LIMIT) hashMemo.clear();
+    hashMemo.set(input, hash);
+  }
+  return hash;
 }
 
 function lowerProtocol(protocol: Protocol): string {

@@ -102,6 +102,16 @@ export function renderServicePort(
     ctx.nodeLabels,
   );
   const hasEndpoints = hasAnyEndpoints;
+  // One KUBE-SEP name per endpoint, shared by the SVC/SVL rules and the SEP chain itself.
+  const sepNames = new Map<Endpoint, string>();
+  const sepName = (ep: Endpoint): string => {
+    let n = sepNames.get(ep);
+    if (n === undefined) {
+      n = endpointChainName(svc.name, svc.protocol, ep);
+      sepNames.set(ep, n);
+    }
+    return n;
+  };
   const extLocal = externalPolicyLocal(svc);
 
   const usesClusterPolicyChain = clusterEndpoints.length > 0 && usesClusterEndpoints(svc);
@@ -431,16 +441,32 @@ export function renderServicePort(
   if (usesClusterPolicyChain) {
     natChains.write(chainLine(chains.svc));
     activeChains.push(chains.svc);
-    writeServiceToEndpointRules(natRules, name, svc, chains.svc, clusterEndpoints, ctx.largeClusterMode);
+    writeServiceToEndpointRules(
+      natRules,
+      name,
+      svc,
+      chains.svc,
+      clusterEndpoints,
+      sepName,
+      ctx.largeClusterMode,
+    );
   }
   if (usesLocalPolicyChain) {
     natChains.write(chainLine(chains.svl));
     activeChains.push(chains.svl);
-    writeServiceToEndpointRules(natRules, name, svc, chains.svl, localEndpoints, ctx.largeClusterMode);
+    writeServiceToEndpointRules(
+      natRules,
+      name,
+      svc,
+      chains.svl,
+      localEndpoints,
+      sepName,
+      ctx.largeClusterMode,
+    );
   }
 
   for (const ep of allReachableEndpoints) {
-    const sep = endpointChainName(svc.name, svc.protocol, ep);
+    const sep = sepName(ep);
     natChains.write(chainLine(sep));
     activeChains.push(sep);
     const head = ctx.largeClusterMode ? ['-A', sep] : ['-A', sep, ...comment(name)];
@@ -467,6 +493,7 @@ function writeServiceToEndpointRules(
   svc: ServicePort,
   chain: string,
   endpoints: readonly Endpoint[],
+  sepName: (ep: Endpoint) => string,
   largeClusterMode: boolean,
 ): void {
   const epComment = (ep: Endpoint): string[] =>
@@ -474,7 +501,7 @@ function writeServiceToEndpointRules(
   if (svc.sessionAffinity.type === 'ClientIP') {
     const seconds = String(svc.sessionAffinity.timeoutSeconds);
     for (const ep of endpoints) {
-      const sep = endpointChainName(svc.name, svc.protocol, ep);
+      const sep = sepName(ep);
       natRules.write(
         '-A',
         chain,
@@ -494,7 +521,7 @@ function writeServiceToEndpointRules(
   }
   const n = endpoints.length;
   endpoints.forEach((ep, i) => {
-    const sep = endpointChainName(svc.name, svc.protocol, ep);
+    const sep = sepName(ep);
     const statistic =
       i < n - 1 ? ['-m', 'statistic', '--mode', 'random', '--probability', probability(n - i)] : [];
     natRules.write('-A', chain, epComment(ep), statistic, '-j', sep);
