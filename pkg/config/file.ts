@@ -38,7 +38,7 @@ function documentSchema(strict: boolean) {
   const int32 = z.number().int().min(-2147483648).max(2147483647).nullish();
   const uint32 = z.number().int().min(0).max(4294967295).nullish();
   const duration = z
-    .string()
+    .string({ error: 'expected a Go duration string such as "30s" or "1m0s"' })
     .transform((s, ctx) => {
       const d = parseGoDuration(s);
       if ('ms' in d) return d.ms;
@@ -178,7 +178,9 @@ export function parseConfigFile(text: string): ParsedConfigFile {
   if (!parsed.success) {
     throw new ConfigError(
       'invalid-config',
-      parsed.error.issues.map((i): ConfigIssue => ({ field: issuePath(i.path), reason: i.message })),
+      parsed.error.issues.map(
+        (i): ConfigIssue => ({ field: issuePath(i.path), reason: i.message.replace(/^Invalid input: /, '') }),
+      ),
     );
   }
   const warnings: string[] = [];

@@ -519,7 +519,8 @@ export const FLAGS: readonly FlagSpec[] = [
     scope: 'config',
     configPath: 'clusterCIDR',
     set: (d, v) => {
-      d.clusterCIDRs = v.split(',');
+      // Upstream (1.31+) turns an empty value into one empty CIDR and fails; an empty flag means none here.
+      d.clusterCIDRs = v === '' ? [] : v.split(',');
     },
   }),
   flag({

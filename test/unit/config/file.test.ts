@@ -165,6 +165,30 @@ logging:
     expect(warnings.join('\n')).toContain('conntrack.maxPerCoreTypo: unknown field');
   });
 
+  it('treats unknown fields in JSON the same way', () => {
+    const { warnings } = parseConfigFile(
+      JSON.stringify({
+        apiVersion: 'kubeproxy.config.k8s.io/v1alpha1',
+        kind: 'KubeProxyConfiguration',
+        conntrack: { min: 5, extra: true },
+      }),
+    );
+    expect(warnings).toEqual([
+      'conntrack.extra: unknown field, ignored (kube-proxy also decodes such files leniently)',
+    ]);
+  });
+
+  it('refuses a wrong type in JSON, naming the field', () => {
+    const err = fileError(
+      JSON.stringify({
+        apiVersion: 'kubeproxy.config.k8s.io/v1alpha1',
+        kind: 'KubeProxyConfiguration',
+        bindAddress: 5,
+      }),
+    );
+    expect(err.issues[0]).toEqual({ field: 'bindAddress', reason: 'expected string, received number' });
+  });
+
   it('accepts the upstream sections kube-proxy-ts does not use (ipvs, nftables, winkernel)', () => {
     const { warnings } = parseConfigFile(
       `${HEAD}ipvs:\n  scheduler: rr\n  syncPeriod: 30s\nnftables:\n  masqueradeBit: 14\nwinkernel:\n  enableDSR: false\nportRange: ""\n`,
@@ -177,7 +201,7 @@ describe('parseConfigFile: bad files name the field', () => {
   it.each([
     ['iptables:\n  masqueradeBit: "14"\n', 'iptables.masqueradeBit', 'expected number'],
     ['iptables:\n  masqueradeBit: 1.5\n', 'iptables.masqueradeBit', 'expected int'],
-    ['iptables:\n  syncPeriod: 30\n', 'iptables.syncPeriod', 'expected string'],
+    ['iptables:\n  syncPeriod: 30\n', 'iptables.syncPeriod', 'expected a Go duration string'],
     ['iptables:\n  syncPeriod: 30x\n', 'iptables.syncPeriod', 'unknown unit "x"'],
     ['conntrack:\n  tcpBeLiberal: "yes"\n', 'conntrack.tcpBeLiberal', 'expected boolean'],
     ['nodePortAddresses: 10.0.0.0/8\n', 'nodePortAddresses', 'expected array'],
@@ -189,6 +213,7 @@ describe('parseConfigFile: bad files name the field', () => {
     expect(err.code).toBe('invalid-config');
     expect(err.issues[0]!.field).toBe(field);
     expect(err.issues[0]!.reason.toLowerCase()).toContain(reason.toLowerCase());
+    expect(err.issues[0]!.reason).not.toMatch(/^Invalid input/);
   });
 
   it('reports every type error at once', () => {

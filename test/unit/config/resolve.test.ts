@@ -261,6 +261,10 @@ describe('resolveConfig: dual-stack cluster CIDR', () => {
     expect(config.clusterCIDRs).toEqual(['fd00:10:244::/56', '10.244.0.0/16']);
   });
 
+  it('treats an empty --cluster-cidr as none', () => {
+    expect(resolve(['--cluster-cidr=']).config.clusterCIDRs).toEqual([]);
+  });
+
   it('accepts a single IPv6 CIDR', () => {
     expect(resolve(['--cluster-cidr=fd00::/48']).config.clusterCIDRs).toEqual(['fd00::/48']);
   });
