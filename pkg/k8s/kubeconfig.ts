@@ -59,7 +59,10 @@ export function loadKubeConfig(opts: KubeConfigOptions): KubeConfig {
     // ports 80/8080/8001; follow upstream (and honour an injected environment).
     overrideServer(kc, inClusterServer(opts.env ?? process.env));
   } else if (master !== undefined) {
-    kc.loadFromClusterAndUser({ name: 'master', server: master, skipTLSVerify: false }, { name: 'anonymous' });
+    kc.loadFromClusterAndUser(
+      { name: 'master', server: master, skipTLSVerify: new URL(master).protocol === 'http:' },
+      { name: 'anonymous' },
+    );
   } else {
     throw new KubeConfigError(
       'NO_KUBECONFIG',
@@ -114,7 +117,12 @@ function overrideServer(kc: KubeConfig, server: string): void {
   if (current === null) {
     throw new KubeConfigError('KUBECONFIG_INVALID', 'the kubeconfig has no current context or cluster');
   }
-  kc.clusters = kc.clusters.map((c): Cluster => (c.name === current.name ? { ...c, server } : c));
+  // client-node refuses an http server unless skipTLSVerify is set; there is no TLS to verify on
+  // http, and upstream's --master accepts http URLs (an insecure local port, a kubectl proxy).
+  const plain = new URL(server).protocol === 'http:';
+  kc.clusters = kc.clusters.map(
+    (c): Cluster => (c.name === current.name ? { ...c, server, ...(plain ? { skipTLSVerify: true } : {}) } : c),
+  );
 }
 
 function checkServerURL(server: string, what: string): void {

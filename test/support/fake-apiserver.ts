@@ -104,7 +104,8 @@ export class FakeApiServer {
   kubeConfig(): KubeConfig {
     const kc = new KubeConfig();
     kc.loadFromOptions({
-      clusters: [{ name: 'fake', server: this.#url, skipTLSVerify: false }],
+      // client-node refuses plain http unless TLS verification is marked as skipped.
+      clusters: [{ name: 'fake', server: this.#url, skipTLSVerify: true }],
       users: [{ name: 'tester', token: 'fake-token' }],
       contexts: [{ name: 'fake', cluster: 'fake', user: 'tester' }],
       currentContext: 'fake',
