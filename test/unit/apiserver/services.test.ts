@@ -120,7 +120,7 @@ describe('Service defaults and allocation (store)', () => {
     const current = store.get('services', 'default', 'release');
     store.update('services', {
       ...current,
-      spec: { ...current.spec, type: 'ClusterIP', ports: [{ port: 80 }] },
+      spec: { ...(current.spec as object), type: 'ClusterIP', ports: [{ port: 80 }] },
     });
     expect(
       create('reuse-port', { type: 'NodePort', ports: [{ port: 80, nodePort: 32000 }] }).ports[0].nodePort,
