@@ -293,6 +293,21 @@ describe('service tracker: changes that revert themselves cancel out', () => {
     ]);
   });
 
+  it('previous stays frozen at the first event: A → B → C reports what A had', () => {
+    const { tracker, map, sync } = setup();
+    const c = makeService('ns', 's', {
+      clusterIP: '10.0.0.1',
+      ports: [{ name: 'p', port: 82, protocol: 'UDP' }],
+    });
+    tracker.update(undefined, a);
+    sync();
+    tracker.update(a, b);
+    tracker.update(b, c);
+    const r = sync();
+    expect(r.deletedServicePorts.map((p) => p.port)).toEqual([80]);
+    expect(map.ports.get('ns/s:p/UDP')?.port).toBe(82);
+  });
+
   it('reports any pending change, not this event: an unrelated no-op event still returns true', () => {
     const { tracker } = setup();
     tracker.update(undefined, a);
