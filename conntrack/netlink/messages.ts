@@ -37,8 +37,8 @@ import {
   IPCTNL_MSG_CT_NEW,
   IPPROTO_SCTP,
   IPPROTO_TCP,
-  IPS_CONFIRMED,
   IPPROTO_UDP,
+  IPS_CONFIRMED,
   NFGENMSG_LEN,
   NFNETLINK_V0,
   NFNL_SUBSYS_CTNETLINK,
@@ -396,7 +396,10 @@ export function parseFlow(buf: Buffer, m: RawMessage): ConntrackFlow | undefined
   while (off + 4 <= m.end) {
     const len = readU16(buf, off);
     if (len < 4 || off + len > m.end) {
-      throw new ConntrackError('parse-error', `bad attribute length ${len} in conntrack message seq ${m.seq}`);
+      throw new ConntrackError(
+        'parse-error',
+        `bad attribute length ${len} in conntrack message seq ${m.seq}`,
+      );
     }
     const type = readU16(buf, off + 2) & NLA_TYPE_MASK;
     const data = off + 4;

@@ -4,13 +4,15 @@
  *
  *   node hack/bench/conntrack-netlink.ts [--entries N] [--stale S]      (as root)
  *
- * Prints one JSON line: { entries, stale, insertMs, dumpMs, filterMs, deleteMs, totalMs,
- * netlinkRequests, dumpRequests, deleteRequests, rssMB, conntrackMax }. totalMs covers dump +
- * filter + delete (what a sync pays); the insert is setup. The namespace is always removed.
+ * Prints one JSON line: { entries, stale, insertMs, coldDumpMs, dumpMs, filterMs, deleteMs,
+ * totalMs, cpuMs, netlinkRequests, dumpRequests, deleteRequests, rssMB, conntrackMax, ok }.
+ * totalMs covers dump + filter + delete of a warm process (what a sync pays); the insert and
+ * the first, cold dump are setup. The namespace is always removed.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createConntrackClient } from '../../conntrack/netlink/client.ts';
 import { IPS_SEEN_REPLY } from '../../conntrack/netlink/constants.ts';
@@ -46,7 +48,8 @@ const DEAD_ENDPOINT_PREFIX = '10.244.255.';
 function syntheticFlow(i: number, stale: number): NewConntrackFlow {
   const client = `10.${1 + ((i >> 16) & 0x3f)}.${(i >> 8) & 0xff}.${i & 0xff}`;
   const service = `10.96.${i % 256}.${i % 200}`;
-  const endpoint = i < stale ? `${DEAD_ENDPOINT_PREFIX}${i % 256}` : `10.244.${(i >> 8) % 250}.${1 + (i % 250)}`;
+  const endpoint =
+    i < stale ? `${DEAD_ENDPOINT_PREFIX}${i % 256}` : `10.244.${(i >> 8) % 250}.${1 + (i % 250)}`;
   const port = 1024 + (i % 60000);
   return {
     family: 'IPv4',
@@ -88,10 +91,19 @@ async function inside(args: Args): Promise<Record<string, unknown>> {
     const inserted = await client.insert(flows);
     const t1 = performance.now();
     if (inserted.created !== args.entries) {
-      throw new Error(`inserted ${inserted.created} of ${args.entries}: ${JSON.stringify(inserted.errors.slice(0, 3))}`);
+      throw new Error(
+        `inserted ${inserted.created} of ${args.entries}: ${JSON.stringify(inserted.errors.slice(0, 3))}`,
+      );
     }
 
+    // A daemon dumps on every sync that needs cleanup, so its code is warm; the first dump of
+    // a fresh process also pays JIT compilation and V8's pretenuring warm-up. Report both.
+    const tc0 = performance.now();
+    const cold = await client.dump('IPv4', 'UDP');
+    const coldDumpMs = performance.now() - tc0;
+
     const before = client.stats();
+    const cpu0 = process.cpuUsage();
     const t2 = performance.now();
     const dumped = await client.dump('IPv4', 'UDP');
     const t3 = performance.now();
@@ -99,10 +111,12 @@ async function inside(args: Args): Promise<Record<string, unknown>> {
     const t4 = performance.now();
     const deleted = await client.delete(stale);
     const t5 = performance.now();
+    const cpu = process.cpuUsage(cpu0);
     const after = client.stats();
 
     const remaining = await client.dump('IPv4', 'UDP');
     const ok =
+      cold.length === args.entries &&
       dumped.length === args.entries &&
       stale.length === args.stale &&
       deleted.deleted === args.stale &&
@@ -112,11 +126,17 @@ async function inside(args: Args): Promise<Record<string, unknown>> {
       entries: dumped.length,
       stale: stale.length,
       insertMs: round(t1 - t0),
+      coldDumpMs: round(coldDumpMs),
       dumpMs: round(t3 - t2),
       filterMs: round(t4 - t3),
       deleteMs: round(t5 - t4),
       totalMs: round(t5 - t2),
-      netlinkRequests: after.dumpRequests + after.deleteRequests - before.dumpRequests - before.deleteRequests,
+      // CPU time of dump + filter + delete (user + system, this process): wall time on a busy
+      // machine says more about the other processes than about this code.
+      cpuMs: round((cpu.user + cpu.system) / 1000),
+      loadAverage: round(loadavg()[0]!),
+      netlinkRequests:
+        after.dumpRequests + after.deleteRequests - before.dumpRequests - before.deleteRequests,
       dumpRequests: after.dumpRequests - before.dumpRequests,
       deleteRequests: after.deleteRequests - before.deleteRequests,
       rssMB: round(process.resourceUsage().maxRSS / 1024),
@@ -149,7 +169,18 @@ function outside(args: Args): number {
     const self = fileURLToPath(import.meta.url);
     const child = spawnSync(
       'ip',
-      ['netns', 'exec', ns, process.execPath, self, '--inside', '--entries', String(args.entries), '--stale', String(args.stale)],
+      [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        self,
+        '--inside',
+        '--entries',
+        String(args.entries),
+        '--stale',
+        String(args.stale),
+      ],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 300_000 },
     );
     process.stdout.write(child.stdout);

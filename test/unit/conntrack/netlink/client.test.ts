@@ -4,10 +4,10 @@ import { flowKey } from '../../../../conntrack/netlink/flow.ts';
 import { buildDumpRequest } from '../../../../conntrack/netlink/messages.ts';
 import type { ConntrackFlow } from '../../../../conntrack/netlink/types.ts';
 
-const EPERM = 1;
-
 import { silentLogger } from '../../../../pkg/log/logger.ts';
 import { createFakeKernel } from './fake-kernel.ts';
+
+const EPERM = 1;
 
 function udp(
   i: number,
