@@ -55,7 +55,10 @@ describe('@kubernetes/client-node against the development API server', () => {
   it('creates, reads, lists, patches and deletes through CoreV1Api and DiscoveryV1Api', async () => {
     const core = kc.makeApiClient(CoreV1Api);
     const disc = kc.makeApiClient(DiscoveryV1Api);
-    const created = await core.createNamespacedService({ namespace: 'default', body: svc('typed', { type: 'NodePort' }) as V1Service });
+    const created = await core.createNamespacedService({
+      namespace: 'default',
+      body: svc('typed', { type: 'NodePort' }) as V1Service,
+    });
     expect(created.spec?.clusterIP).toMatch(/^10\.96\./);
     expect(created.spec?.ports?.[0]?.nodePort).toBeGreaterThanOrEqual(30000);
     const read = await core.readNamespacedService({ name: 'typed', namespace: 'default' });
@@ -64,16 +67,23 @@ describe('@kubernetes/client-node against the development API server', () => {
     expect(list.items.map((i) => i.metadata?.name)).toContain('typed');
     expect(list.metadata?.resourceVersion).toBe(s.server.store.resourceVersion());
 
-    await disc.createNamespacedEndpointSlice({ namespace: 'default', body: slice('typed-1', 'typed', ['10.1.0.1']) as V1EndpointSlice });
-    const slices = await disc.listEndpointSliceForAllNamespaces({ labelSelector: 'kubernetes.io/service-name=typed' });
-    expect(slices.items.map((i) => i.endpoints[0]?.addresses)).toEqual([['10.1.0.1']]);
+    await disc.createNamespacedEndpointSlice({
+      namespace: 'default',
+      body: slice('typed-1', 'typed', ['10.1.0.1']) as V1EndpointSlice,
+    });
+    const slices = await disc.listEndpointSliceForAllNamespaces({
+      labelSelector: 'kubernetes.io/service-name=typed',
+    });
+    expect(slices.items.map((i) => i.endpoints?.[0]?.addresses)).toEqual([['10.1.0.1']]);
 
     const nodes = await core.listNode();
     expect(nodes.items).toEqual([]);
     const ns = await core.listNamespace();
     expect(ns.items.map((n) => n.metadata?.name)).toEqual(['default', 'kube-public', 'kube-system']);
 
-    const err = await core.readNamespacedService({ name: 'missing', namespace: 'default' }).catch((e: unknown) => e);
+    const err = await core
+      .readNamespacedService({ name: 'missing', namespace: 'default' })
+      .catch((e: unknown) => e);
     expect((err as { code?: number }).code).toBe(404);
 
     await core.deleteNamespacedService({ name: 'typed', namespace: 'default' });
@@ -83,10 +93,14 @@ describe('@kubernetes/client-node against the development API server', () => {
   it('runs makeInformer: initial list, then watch events, resuming after dropped watches and relisting after 410', async () => {
     const core = kc.makeApiClient(CoreV1Api);
     s.server.store.create('services', svc('before'));
-    const informer = makeInformer<V1Service>(kc, '/api/v1/services', () => core.listServiceForAllNamespaces());
+    const informer = makeInformer<V1Service>(kc, '/api/v1/services', () =>
+      core.listServiceForAllNamespaces(),
+    );
     const seen: string[] = [];
     informer.on(ADD, (o) => seen.push(`add ${o.metadata?.name}`));
-    informer.on(UPDATE, (o) => seen.push(`update ${o.metadata?.name} ${JSON.stringify(o.metadata?.labels ?? {})}`));
+    informer.on(UPDATE, (o) =>
+      seen.push(`update ${o.metadata?.name} ${JSON.stringify(o.metadata?.labels ?? {})}`),
+    );
     informer.on(DELETE, (o) => seen.push(`delete ${o.metadata?.name}`));
     const errors: unknown[] = [];
     informer.on('error', (e) => errors.push(e));
@@ -112,7 +126,12 @@ describe('@kubernetes/client-node against the development API server', () => {
       s.server.store.create('services', svc('after-compaction'));
       s.server.store.delete('services', 'default', 'live');
       await eventually(() => seen.includes('add after-compaction') && seen.includes('delete live'), 8000);
-      expect(informer.list().map((o) => o.metadata?.name).sort()).toEqual(['after-compaction', 'after-drop']);
+      expect(
+        informer
+          .list()
+          .map((o) => o.metadata?.name)
+          .sort(),
+      ).toEqual(['after-compaction', 'after-drop']);
       expect(errors).toEqual([]);
     } finally {
       await informer.stop();
