@@ -63,9 +63,13 @@ export function newTableContent(table: Table): TableContent {
 
 /** The whole restore input: each table's chains, then its rules, then COMMIT. */
 export function buildRestorePayload(tables: readonly TableContent[]): string {
-  const out: string[] = [];
+  // Joined piecewise: spreading 100k+ lines into one push() overflows the call stack.
+  let out = '';
   for (const t of tables) {
-    out.push(`*${t.table}`, ...t.chains.lines, ...t.rules.lines, 'COMMIT');
+    out += `*${t.table}\n`;
+    if (t.chains.length > 0) out += `${t.chains.lines.join('\n')}\n`;
+    if (t.rules.length > 0) out += `${t.rules.lines.join('\n')}\n`;
+    out += 'COMMIT\n';
   }
-  return `${out.join('\n')}\n`;
+  return out;
 }

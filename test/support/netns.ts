@@ -15,14 +15,14 @@ export interface ExecResult {
 /** Runs argv (no shell) and collects its output. */
 export function run(argv: readonly string[], input?: string, timeoutMs = 20_000): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (d: Buffer) => {
+    child.stdout!.on('data', (d: Buffer) => {
       stdout += d.toString();
     });
-    child.stderr.on('data', (d: Buffer) => {
+    child.stderr!.on('data', (d: Buffer) => {
       stderr += d.toString();
     });
     child.on('error', (err) => {
@@ -33,7 +33,11 @@ export function run(argv: readonly string[], input?: string, timeoutMs = 20_000)
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout, stderr });
     });
-    child.stdin.end(input ?? '');
+    if (child.stdin) {
+      // A command that exits without reading its input closes the pipe; that is not our error.
+      child.stdin.on('error', () => {});
+      child.stdin.end(input);
+    }
   });
 }
 
