@@ -273,7 +273,10 @@ class ValidatingInformer<T> implements Informer<T> {
   /** Returns true: relist. A second 410 in a row with nothing delivered in between waits first. */
   async #onGone(): Promise<boolean> {
     this.#goneInARow++;
-    this.#log.info({ resourceVersion: this.#resourceVersion }, 'resource version too old (410 Gone), relisting');
+    this.#log.info(
+      { resourceVersion: this.#resourceVersion },
+      'resource version too old (410 Gone), relisting',
+    );
     this.#resourceVersion = '';
     if (this.#goneInARow > 1) await this.#waitBackoff(undefined, '410 Gone again');
     return true;
@@ -353,7 +356,8 @@ class ValidatingInformer<T> implements Informer<T> {
 function statusOf(obj: unknown): { code: number; message: string } {
   const o = typeof obj === 'object' && obj !== null ? (obj as Record<string, unknown>) : {};
   const code = typeof o.code === 'number' ? o.code : 500;
-  const message = typeof o.message === 'string' ? o.message : typeof o.reason === 'string' ? o.reason : 'unknown';
+  const message =
+    typeof o.message === 'string' ? o.message : typeof o.reason === 'string' ? o.reason : 'unknown';
   return { code, message };
 }
 

@@ -121,7 +121,8 @@ function overrideServer(kc: KubeConfig, server: string): void {
   // http, and upstream's --master accepts http URLs (an insecure local port, a kubectl proxy).
   const plain = new URL(server).protocol === 'http:';
   kc.clusters = kc.clusters.map(
-    (c): Cluster => (c.name === current.name ? { ...c, server, ...(plain ? { skipTLSVerify: true } : {}) } : c),
+    (c): Cluster =>
+      c.name === current.name ? { ...c, server, ...(plain ? { skipTLSVerify: true } : {}) } : c,
   );
 }
 

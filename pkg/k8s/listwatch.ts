@@ -9,7 +9,13 @@
  * TLS dispatcher, the list is sent with client-node's own HTTP library, and the watch is
  * client-node's `Watch` (chunked JSON lines, connect and inactivity timeout, done-once callback).
  */
-import { HttpMethod, IsomorphicFetchHttpLibrary, type KubeConfig, RequestContext, Watch } from '@kubernetes/client-node';
+import {
+  HttpMethod,
+  IsomorphicFetchHttpLibrary,
+  type KubeConfig,
+  RequestContext,
+  Watch,
+} from '@kubernetes/client-node';
 import { z } from 'zod';
 import { ApiStatusError, statusCodeOf } from './errors.ts';
 
@@ -72,9 +78,7 @@ export interface ListWatcherOptions {
 }
 
 const listSchema = z.object({
-  metadata: z
-    .object({ resourceVersion: z.string().nullish(), continue: z.string().nullish() })
-    .nullish(),
+  metadata: z.object({ resourceVersion: z.string().nullish(), continue: z.string().nullish() }).nullish(),
   items: z.array(z.unknown()).nullish(),
 });
 
@@ -100,7 +104,10 @@ export function createListWatcher(kc: KubeConfig, path: string, opts: ListWatche
     const resp = await http.send(ctx).toPromise();
     const text = await resp.body.text();
     if (resp.httpStatusCode !== 200) {
-      throw new ApiStatusError(resp.httpStatusCode, `list ${path}: ${statusMessage(resp.httpStatusCode, text)}`);
+      throw new ApiStatusError(
+        resp.httpStatusCode,
+        `list ${path}: ${statusMessage(resp.httpStatusCode, text)}`,
+      );
     }
     const parsed = listSchema.safeParse(JSON.parse(text));
     if (!parsed.success) throw new Error(`list ${path}: the answer is not a list`);

@@ -60,15 +60,20 @@ export function displayName(raw: unknown): string {
 /** ADDED or MODIFIED (the two are treated alike: a resumed watch may repeat an ADDED). */
 export function applyUpsert<T>(store: Store<T>, raw: unknown, schema: z.ZodType<T>): StoreEvent<T>[] {
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) return [{ type: 'invalid', namespacedName: displayName(raw), reason: formatIssues(parsed.error) }];
+  if (!parsed.success)
+    return [{ type: 'invalid', namespacedName: displayName(raw), reason: formatIssues(parsed.error) }];
   const key = objectKey(raw);
   // The schemas require a name, so a valid object always has a key; stay safe regardless.
-  if (key === undefined) return [{ type: 'invalid', namespacedName: displayName(raw), reason: 'metadata.name: missing' }];
+  if (key === undefined)
+    return [{ type: 'invalid', namespacedName: displayName(raw), reason: 'metadata.name: missing' }];
   const resourceVersion = rawMeta(raw).resourceVersion;
   const old = store.get(key);
-  if (old !== undefined && old.resourceVersion !== undefined && old.resourceVersion === resourceVersion) return [];
+  if (old !== undefined && old.resourceVersion !== undefined && old.resourceVersion === resourceVersion)
+    return [];
   store.set(key, { obj: parsed.data, resourceVersion });
-  return old === undefined ? [{ type: 'add', obj: parsed.data }] : [{ type: 'update', oldObj: old.obj, newObj: parsed.data }];
+  return old === undefined
+    ? [{ type: 'add', obj: parsed.data }]
+    : [{ type: 'update', oldObj: old.obj, newObj: parsed.data }];
 }
 
 /** DELETED: reports the stored (valid) version, whatever `raw` looks like. */
@@ -86,7 +91,11 @@ export function applyDelete<T>(store: Store<T>, raw: unknown): StoreEvent<T>[] {
  * no longer has, then adds and updates. An object present in the list but invalid counts as
  * present, so its last valid version survives.
  */
-export function applyList<T>(store: Store<T>, items: readonly unknown[], schema: z.ZodType<T>): StoreEvent<T>[] {
+export function applyList<T>(
+  store: Store<T>,
+  items: readonly unknown[],
+  schema: z.ZodType<T>,
+): StoreEvent<T>[] {
   const present = new Set<string>();
   for (const raw of items) {
     const key = objectKey(raw);

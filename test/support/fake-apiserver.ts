@@ -18,10 +18,9 @@ import { KubeConfig } from '@kubernetes/client-node';
 export type Resource = 'services' | 'endpointslices' | 'nodes';
 
 /** An API object as JSON; the fake never validates (tests feed it invalid objects on purpose). */
-export type RawObject = { metadata: { name?: string; namespace?: string; resourceVersion?: string; [k: string]: unknown } } & Record<
-  string,
-  unknown
->;
+export type RawObject = {
+  metadata: { name?: string; namespace?: string; resourceVersion?: string; [k: string]: unknown };
+} & Record<string, unknown>;
 
 export interface RecordedRequest {
   readonly method: string;
@@ -51,7 +50,12 @@ interface OpenWatch {
 }
 
 const ROUTES: ReadonlyArray<{ re: RegExp; resource: Resource; listKind: string; apiVersion: string }> = [
-  { re: /^\/api\/v1\/(?:namespaces\/([^/]+)\/)?services$/, resource: 'services', listKind: 'ServiceList', apiVersion: 'v1' },
+  {
+    re: /^\/api\/v1\/(?:namespaces\/([^/]+)\/)?services$/,
+    resource: 'services',
+    listKind: 'ServiceList',
+    apiVersion: 'v1',
+  },
   {
     re: /^\/apis\/discovery\.k8s\.io\/v1\/(?:namespaces\/([^/]+)\/)?endpointslices$/,
     resource: 'endpointslices',
@@ -156,7 +160,9 @@ export class FakeApiServer {
   bookmark(resource: Resource): void {
     for (const w of this.#watches) {
       if (w.resource === resource && w.query.get('allowWatchBookmarks') === 'true') {
-        w.res.write(`${JSON.stringify({ type: 'BOOKMARK', object: { metadata: { resourceVersion: String(this.#rv) } } })}\n`);
+        w.res.write(
+          `${JSON.stringify({ type: 'BOOKMARK', object: { metadata: { resourceVersion: String(this.#rv) } } })}\n`,
+        );
       }
     }
   }
@@ -274,10 +280,19 @@ export class FakeApiServer {
     return [...(this.#objects.get(resource)?.values() ?? [])]
       .filter((o) => namespace === undefined || o.metadata.namespace === namespace)
       .filter((o) => matches(o, query))
-      .sort((a, b) => keyOf(a.metadata.namespace, a.metadata.name ?? '').localeCompare(keyOf(b.metadata.namespace, b.metadata.name ?? '')));
+      .sort((a, b) =>
+        keyOf(a.metadata.namespace, a.metadata.name ?? '').localeCompare(
+          keyOf(b.metadata.namespace, b.metadata.name ?? ''),
+        ),
+      );
   }
 
-  #serveList(route: (typeof ROUTES)[number], namespace: string | undefined, query: URLSearchParams, res: ServerResponse): void {
+  #serveList(
+    route: (typeof ROUTES)[number],
+    namespace: string | undefined,
+    query: URLSearchParams,
+    res: ServerResponse,
+  ): void {
     const failure = this.#listFailures.shift();
     if (failure !== undefined) {
       sendStatus(res, failure, 'InjectedFailure', `injected list failure ${failure}`);
@@ -299,7 +314,12 @@ export class FakeApiServer {
     res.end(JSON.stringify(body));
   }
 
-  #serveWatch(resource: Resource, namespace: string | undefined, query: URLSearchParams, res: ServerResponse): void {
+  #serveWatch(
+    resource: Resource,
+    namespace: string | undefined,
+    query: URLSearchParams,
+    res: ServerResponse,
+  ): void {
     const failure = this.#watchFailures.shift();
     if (failure?.kind === 'http') {
       sendStatus(res, failure.status, 'InjectedFailure', `injected watch failure ${failure.status}`);
@@ -309,14 +329,23 @@ export class FakeApiServer {
     res.flushHeaders();
     const fromRV = Number(query.get('resourceVersion') ?? '0');
     if (failure?.kind === 'gone-event' || (fromRV > 0 && fromRV < this.#compactedRV)) {
-      const status = { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: `too old resource version: ${fromRV} (${this.#rv})` };
+      const status = {
+        kind: 'Status',
+        apiVersion: 'v1',
+        status: 'Failure',
+        reason: 'Expired',
+        code: 410,
+        message: `too old resource version: ${fromRV} (${this.#rv})`,
+      };
       res.end(`${JSON.stringify({ type: 'ERROR', object: status })}\n`);
       return;
     }
-    const inScope = (o: RawObject) => (namespace === undefined || o.metadata.namespace === namespace) && matches(o, query);
+    const inScope = (o: RawObject) =>
+      (namespace === undefined || o.metadata.namespace === namespace) && matches(o, query);
     if (fromRV === 0) {
       // No version: the current state as ADDED events, then live events (as a real server does).
-      for (const o of this.#selected(resource, namespace, query)) res.write(`${JSON.stringify({ type: 'ADDED', object: o })}\n`);
+      for (const o of this.#selected(resource, namespace, query))
+        res.write(`${JSON.stringify({ type: 'ADDED', object: o })}\n`);
     } else {
       for (const ev of this.#history) {
         if (ev.resource === resource && ev.rv > fromRV && inScope(ev.object)) {
@@ -343,24 +372,31 @@ function sendStatus(res: ServerResponse, code: number, reason: string, message: 
 export function matches(obj: RawObject, query: URLSearchParams): boolean {
   const labels = (obj.metadata.labels ?? {}) as Record<string, string>;
   for (const term of splitTerms(query.get('labelSelector'))) {
-    let m: RegExpExecArray | null;
-    if ((m = /^!\s*(\S+)$/.exec(term))) {
-      if (m[1]! in labels) return false;
-    } else if ((m = /^([^!=\s]+)\s*!=\s*(.*)$/.exec(term))) {
-      if (labels[m[1]!] === m[2]) return false;
-    } else if ((m = /^([^!=\s]+)\s*==?\s*(.*)$/.exec(term))) {
-      if (labels[m[1]!] !== m[2]) return false;
-    } else if (!(term in labels)) {
-      return false;
-    }
+    if (!labelTermMatches(term, labels)) return false;
   }
   for (const term of splitTerms(query.get('fieldSelector'))) {
     const m = /^([^!=]+?)(!=|==|=)(.*)$/.exec(term);
     if (!m) return false;
-    const field = m[1] === 'metadata.name' ? obj.metadata.name : m[1] === 'metadata.namespace' ? obj.metadata.namespace : undefined;
+    const field =
+      m[1] === 'metadata.name'
+        ? obj.metadata.name
+        : m[1] === 'metadata.namespace'
+          ? obj.metadata.namespace
+          : undefined;
     if (m[2] === '!=' ? field === m[3] : field !== m[3]) return false;
   }
   return true;
+}
+
+/** One term of a label selector: `!k`, `k!=v`, `k=v`, `k==v` or `k`. */
+function labelTermMatches(term: string, labels: Record<string, string>): boolean {
+  const absent = /^!\s*(\S+)$/.exec(term);
+  if (absent) return !(absent[1]! in labels);
+  const notEqual = /^([^!=\s]+)\s*!=\s*(.*)$/.exec(term);
+  if (notEqual) return labels[notEqual[1]!] !== notEqual[2];
+  const equal = /^([^!=\s]+)\s*==?\s*(.*)$/.exec(term);
+  if (equal) return labels[equal[1]!] === equal[2];
+  return term in labels;
 }
 
 function splitTerms(sel: string | null): string[] {

@@ -47,7 +47,9 @@ function key(o: Meta): string {
  * Records handler calls as short lines; `describe` picks what an event shows of an object
  * (default: its resourceVersion).
  */
-export function recorder<T extends Meta>(describe: (o: T) => string = (o) => `@${o.metadata.resourceVersion}`) {
+export function recorder<T extends Meta>(
+  describe: (o: T) => string = (o) => `@${o.metadata.resourceVersion}`,
+) {
   const events: string[] = [];
   const invalid: Array<{ kind: string; name: string; reason: string }> = [];
   const handlers: InformerHandlers<T> = {

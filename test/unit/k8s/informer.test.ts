@@ -33,7 +33,8 @@ function startServices(opts: { pageSize?: number } = {}) {
   return { ...rec, ...backoff, informer };
 }
 
-const wait = (pred: () => boolean) => vi.waitFor(() => expect(pred()).toBe(true), { timeout: 5000, interval: 10 });
+const wait = (pred: () => boolean) =>
+  vi.waitFor(() => expect(pred()).toBe(true), { timeout: 5000, interval: 10 });
 
 describe('initial list', () => {
   it('delivers every listed object as an add, then onSynced once', async () => {
@@ -57,15 +58,25 @@ describe('initial list', () => {
 
   it('sends the label selector and the credentials with list and watch', async () => {
     fake.add('services', service('ns', 'mine'));
-    fake.add('services', service('ns', 'other-proxy', '10.0.0.9', { labels: { 'service.kubernetes.io/service-proxy-name': 'x' } }));
-    fake.add('services', service('ns', 'headless', 'None', { labels: { 'service.kubernetes.io/headless': '' } }));
+    fake.add(
+      'services',
+      service('ns', 'other-proxy', '10.0.0.9', {
+        labels: { 'service.kubernetes.io/service-proxy-name': 'x' },
+      }),
+    );
+    fake.add(
+      'services',
+      service('ns', 'headless', 'None', { labels: { 'service.kubernetes.io/headless': '' } }),
+    );
     const { informer, events } = startServices();
     await informer.start();
     const list = fake.listRequests('services')[0];
     const watch = fake.watchRequests('services')[0];
     expect(list?.query.get('labelSelector')).toBe(PROXY_LABEL_SELECTOR);
     expect(watch?.query.get('labelSelector')).toBe(PROXY_LABEL_SELECTOR);
-    expect(PROXY_LABEL_SELECTOR).toBe('!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless');
+    expect(PROXY_LABEL_SELECTOR).toBe(
+      '!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless',
+    );
     expect(list?.authorization).toBe('Bearer fake-token');
     expect(watch?.query.get('allowWatchBookmarks')).toBe('true');
     expect(events.filter((e) => e.startsWith('add')).map((e) => e.split(' ')[1])).toEqual(['ns/mine']);
@@ -96,7 +107,12 @@ describe('watch events', () => {
     fake.modify('services', service('ns', 'a', '10.0.0.2'));
     fake.remove('services', 'ns', 'a');
     await wait(() => rec.events.length === 4);
-    expect(rec.events).toEqual(['synced', 'add ns/a 10.0.0.1', 'update ns/a 10.0.0.1 -> 10.0.0.2', 'delete ns/a 10.0.0.2']);
+    expect(rec.events).toEqual([
+      'synced',
+      'add ns/a 10.0.0.1',
+      'update ns/a 10.0.0.1 -> 10.0.0.2',
+      'delete ns/a 10.0.0.2',
+    ]);
     expect(informer.list()).toEqual([]);
   });
 
@@ -150,7 +166,10 @@ describe('resuming and relisting', () => {
     expect(fake.listRequests('services')).toHaveLength(1);
     const d = fake.add('services', service('ns', 'd'));
     await wait(() => events.length === 5);
-    expect(events.slice(3)).toEqual([`add ns/c @${c.metadata.resourceVersion}`, `add ns/d @${d.metadata.resourceVersion}`]);
+    expect(events.slice(3)).toEqual([
+      `add ns/c @${c.metadata.resourceVersion}`,
+      `add ns/d @${d.metadata.resourceVersion}`,
+    ]);
     expect(new Set(events).size).toBe(events.length);
     // A healthy watch that ended is resumed at once, not after a backoff.
     expect(delays).toEqual([]);
