@@ -9,7 +9,7 @@
  * service port name, then protocol, and the nodeports jump stays last in nat KUBE-SERVICES.
  */
 import type { TableContent } from '../pkg/iptables/payload.ts';
-import { chainLine, comment, newTableContent } from '../pkg/iptables/payload.ts';
+import { buildRestorePayload, chainLine, comment, newTableContent } from '../pkg/iptables/payload.ts';
 import type { IPFamily, ParsedIP } from '../pkg/net/ip.ts';
 import { cidrContains, parseCIDR, parseIP } from '../pkg/net/ip.ts';
 import {
@@ -188,22 +188,6 @@ function nodePortScope(config: RenderConfig): NodePortScope {
   return { matchAll: false, addresses, containsIPv4Loopback };
 }
 
-/**
- * The restore text: per table `*table`, chain lines, rules, COMMIT. Same layout as
- * buildRestorePayload in pkg/iptables/payload.ts, but joined without spreading the line arrays
- * into a call, which overflows the stack at ~100k lines (large clusters).
- */
-function restorePayload(tables: readonly TableContent[]): string {
-  let out = '';
-  for (const t of tables) {
-    out += `*${t.table}\n`;
-    if (t.chains.length > 0) out += `${t.chains.lines.join('\n')}\n`;
-    if (t.rules.length > 0) out += `${t.rules.lines.join('\n')}\n`;
-    out += 'COMMIT\n';
-  }
-  return out;
-}
-
 const NODEPORTS_COMMENT = 'kubernetes service nodeports; NOTE: this must be the last rule in this chain';
 
 /** Renders the whole restore payload for one IP family. Pure and deterministic. */
@@ -329,7 +313,7 @@ export function renderRules(state: RenderState, config: RenderConfig, opts: Rend
   const natWritten = nat.rules.length - deleted;
   const filterWritten = filter.rules.length;
   return {
-    payload: restorePayload([filter, nat]),
+    payload: buildRestorePayload([filter, nat]),
     filter,
     nat,
     activeNatChains,
