@@ -6,7 +6,7 @@
  * Plain HTTP with no authentication: it listens on loopback by default and the kubeconfig it
  * writes has no credentials. Do not expose it beyond the machine.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
@@ -41,6 +41,12 @@ export interface ApiServerOptions {
 export interface ApiServer {
   /** Starts listening; resolves with the base URL, e.g. http://127.0.0.1:41234. */
   start(): Promise<{ url: string }>;
+  /**
+   * Also serves on a unix socket. Network namespaces share the filesystem, so a proxy inside a
+   * test namespace reaches the server through the socket (relayed to its own loopback) while the
+   * server stays in the machine's namespace.
+   */
+  serveUnixSocket(path: string): Promise<void>;
   /** Ends open watches and closes the listener; idempotent. */
   stop(): Promise<void>;
   /** Writes a kubeconfig (no credentials) for this server; the server must be started. */
@@ -104,6 +110,7 @@ export function createApiServer(opts: ApiServerOptions = {}): ApiServer {
   let dropMode: DropMode = 'end';
   let baseUrl: string | undefined;
   let server: Server | undefined;
+  const unixServers: Server[] = [];
   let stopping: Promise<void> | undefined;
 
   const handler = createRequestHandler({
@@ -114,8 +121,28 @@ export function createApiServer(opts: ApiServerOptions = {}): ApiServer {
     dropMode: () => dropMode,
   });
 
+  function newHttpServer(): Server {
+    const srv = createServer(handler);
+    // Watches are long-lived; node's default request and keep-alive timeouts would cut them.
+    srv.requestTimeout = 0;
+    srv.headersTimeout = 60_000;
+    return srv;
+  }
+
   return {
     store,
+    async serveUnixSocket(path) {
+      await rm(path, { force: true });
+      const srv = newHttpServer();
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(path, () => {
+          srv.off('error', reject);
+          resolve();
+        });
+      });
+      unixServers.push(srv);
+    },
     url() {
       if (!baseUrl) throw new ApiServerError('NotStarted', 'the API server is not started');
       return baseUrl;
@@ -125,10 +152,7 @@ export function createApiServer(opts: ApiServerOptions = {}): ApiServer {
       if (!isLoopback(listen.host)) {
         logger.warn({ host: listen.host }, 'listening beyond loopback: this server has no authentication');
       }
-      const srv = createServer(handler);
-      // Watches are long-lived; node's default request and keep-alive timeouts would cut them.
-      srv.requestTimeout = 0;
-      srv.headersTimeout = 60_000;
+      const srv = newHttpServer();
       await new Promise<void>((resolve, reject) => {
         srv.once('error', reject);
         srv.listen(listen.port, listen.host, () => {
@@ -144,13 +168,13 @@ export function createApiServer(opts: ApiServerOptions = {}): ApiServer {
     },
     stop() {
       stopping ??= (async () => {
-        const srv = server;
-        if (!srv) return;
         store.dropWatches();
-        await new Promise<void>((resolve) => {
-          srv.close(() => resolve());
-          srv.closeAllConnections();
-        });
+        for (const srv of [...(server ? [server] : []), ...unixServers]) {
+          await new Promise<void>((resolve) => {
+            srv.close(() => resolve());
+            srv.closeAllConnections();
+          });
+        }
         logger.info('development API server stopped');
       })();
       return stopping;
