@@ -274,6 +274,52 @@ describe('errors and backoff', () => {
     expect(delays).toEqual([1000, 2000, 4000, 1000]);
   });
 
+  it('backs off after a watch ERROR event other than 410, then resumes from the same version', async () => {
+    const { informer, events, delays } = startServices();
+    await informer.start();
+    const a = fake.add('services', service('ns', 'a'));
+    await wait(() => events.length === 2);
+    fake.sendRaw('services', 'ERROR', {
+      kind: 'Status',
+      code: 500,
+      reason: 'InternalError',
+      message: 'etcd hiccup',
+    });
+    await wait(() => fake.watchRequests().length === 2 && fake.openWatches === 1);
+    expect(delays).toEqual([1000]);
+    expect(fake.watchRequests()[1]?.query.get('resourceVersion')).toBe(a.metadata.resourceVersion);
+    expect(fake.listRequests()).toHaveLength(1);
+  });
+
+  it('backs off when watches keep ending right after they open with nothing delivered', async () => {
+    const { informer, delays } = startServices();
+    await informer.start();
+    for (let n = 2; n <= 4; n++) {
+      fake.endWatches();
+      await wait(() => fake.watchRequests().length === n && fake.openWatches === 1);
+    }
+    expect(delays).toEqual([1000, 2000, 4000]);
+  });
+
+  it('resumes after the client-side inactivity timeout', async () => {
+    const rec = recorder<Service>();
+    const backoff = fastDelay();
+    const informer = serviceInformer(fake.kubeConfig(), rec.handlers, {
+      delay: backoff.delay,
+      listWatcher: { watchInactivityTimeoutMs: 200 },
+      minHealthyWatchMs: 100,
+    });
+    informers.push(informer as Informer<unknown>);
+    const a = fake.add('services', service('ns', 'a'));
+    await informer.start();
+    await wait(() => fake.watchRequests().length >= 3);
+    expect(fake.watchRequests().map((r) => r.query.get('resourceVersion'))).toEqual(
+      Array(fake.watchRequests().length).fill(a.metadata.resourceVersion),
+    );
+    expect(backoff.delays).toEqual([]);
+    expect(fake.listRequests()).toHaveLength(1);
+  });
+
   it('retries a failed first list; start resolves only once a list got through', async () => {
     fake.failNextList(500);
     fake.failNextList(403);
