@@ -35,7 +35,7 @@ import type { EndpointsMapUpdateResult } from '../proxier/endpointsmap.ts';
 import type { ServiceMapUpdateResult } from '../proxier/servicemap.ts';
 import type { EndpointsMap, ServicePortMap } from '../proxier/types.ts';
 import { buildFrontendIndex, CLEANED_PROTOCOLS, type CleanedProtocol, type NodeInfo } from './frontends.ts';
-import { formatFlow } from './netlink/flow.ts';
+import { flowKey, formatFlow } from './netlink/flow.ts';
 import type { ConntrackClient, ConntrackFlow, ConntrackStats, DeleteResult } from './netlink/types.ts';
 import { isStaleFlow } from './reconciler.ts';
 import {
@@ -150,6 +150,20 @@ function canonicalLocalIPs(ips: readonly string[], family: IPFamily): string[] {
   return out;
 }
 
+/** Change results with nothing in them, for the first call. */
+const NO_CHANGES: { serviceResult: ServiceMapUpdateResult; endpointsResult: EndpointsMapUpdateResult } = {
+  serviceResult: { updatedServices: new Set(), deletedServicePorts: [], deletedUDPClusterIPs: new Set() },
+  endpointsResult: {
+    updatedServices: new Set(),
+    previous: new Map(),
+    current: new Map(),
+    staleEndpoints: [],
+    newlyServingServicePorts: new Set(),
+    lastChangeTriggerTimes: new Map(),
+    conntrackCleanupRequired: false,
+  },
+};
+
 interface Planned {
   readonly flow: ConntrackFlow;
   readonly reason: ConntrackDeleteReason;
@@ -161,6 +175,7 @@ export function createConntrackCleaner(opts: ConntrackCleanerOptions): Conntrack
   const now = opts.now ?? (() => performance.now());
   const seconds = (ms: number) => ms / 1000;
   let lastReconcileAt: number | undefined;
+  let calls = 0;
   let pending: StaleFilters | undefined;
   let queue: Promise<unknown> = Promise.resolve();
 
@@ -221,9 +236,13 @@ export function createConntrackCleaner(opts: ConntrackCleanerOptions): Conntrack
 
     const node = { ...input.node, localIPs: canonicalLocalIPs(input.node.localIPs, family) };
     const live = buildFrontendIndex(input.serviceMap, input.endpointsMap, node);
+    // On the first call every port looks newly serving (the maps started empty), which says
+    // nothing about the flows; the reconciler, which always runs then, deletes exactly what is
+    // stale and labels it as such. Later calls use the events.
+    const first = calls++ === 0;
     const fresh = staleFlowFilters(
-      input.serviceResult,
-      input.endpointsResult,
+      first ? NO_CHANGES.serviceResult : input.serviceResult,
+      first ? NO_CHANGES.endpointsResult : input.endpointsResult,
       input.serviceMap,
       input.endpointsMap,
       node,
@@ -234,6 +253,7 @@ export function createConntrackCleaner(opts: ConntrackCleanerOptions): Conntrack
 
     const targeted = hasTargetedWork(filters);
     const reconcileDue =
+      first ||
       lastReconcileAt === undefined ||
       input.forceReconcile === true ||
       filters.changedServicePorts > 0 ||
@@ -265,18 +285,19 @@ export function createConntrackCleaner(opts: ConntrackCleanerOptions): Conntrack
     if (planned.length > 0) {
       const result = await deleteFlows(planned);
       alreadyGone = result.alreadyGone;
-      const failedFlows = new Set(result.errors.map((e) => e.flow));
-      for (const p of planned) if (!failedFlows.has(p.flow)) deleted[p.reason]++;
+      // By key, not identity: the client may hand back copies of the flows it was given.
+      const failedFlows = new Set(result.errors.map((e) => flowKey(e.flow)));
+      for (const p of planned) if (!failedFlows.has(flowKey(p.flow))) deleted[p.reason]++;
       if (result.errors.length > 0) {
         errors += result.errors.length;
         metrics?.netlinkErrorsTotal.inc({ operation: 'delete' }, result.errors.length);
-        const first = result.errors[0];
+        const sample = result.errors[0];
         logger.error(
           {
             family,
             failed: result.errors.length,
-            errno: first?.errno,
-            example: first ? formatFlow(first.flow) : undefined,
+            errno: sample?.errno,
+            example: sample ? formatFlow(sample.flow) : undefined,
           },
           'Failed to delete some conntrack entries; retried next sync',
         );
