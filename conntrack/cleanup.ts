@@ -34,7 +34,13 @@ import { type IPFamily, parseIP } from '../pkg/net/ip.ts';
 import type { EndpointsMapUpdateResult } from '../proxier/endpointsmap.ts';
 import type { ServiceMapUpdateResult } from '../proxier/servicemap.ts';
 import type { EndpointsMap, ServicePortMap } from '../proxier/types.ts';
-import { buildFrontendIndex, CLEANED_PROTOCOLS, type CleanedProtocol, type NodeInfo } from './frontends.ts';
+import {
+  buildFrontendIndex,
+  CLEANED_PROTOCOLS,
+  type CleanedProtocol,
+  flowKeys,
+  type NodeInfo,
+} from './frontends.ts';
 import { flowKey, formatFlow } from './netlink/flow.ts';
 import type { ConntrackClient, ConntrackFlow, ConntrackStats, DeleteResult } from './netlink/types.ts';
 import { isStaleFlow } from './reconciler.ts';
@@ -275,8 +281,9 @@ export function createConntrackCleaner(opts: ConntrackCleanerOptions): Conntrack
     const state = { index: live, localIPs: filters.localIPs };
     const planned: Planned[] = [];
     for (const flow of flows) {
+      const keys = flowKeys(flow, filters.localIPs);
       const reason: ConntrackDeleteReason | undefined =
-        matchStale(flow, filters) ?? (isStaleFlow(flow, state) ? 'reconciler' : undefined);
+        matchStale(flow, filters, keys) ?? (isStaleFlow(flow, state, keys) ? 'reconciler' : undefined);
       if (reason !== undefined) planned.push({ flow, reason });
     }
 

@@ -41,6 +41,7 @@
 import type { EndpointsMap, ServicePortMap } from '../proxier/types.ts';
 import {
   buildFrontendIndex,
+  type FlowKeys,
   type FrontendIndex,
   type FrontendState,
   flowKeys,
@@ -85,9 +86,12 @@ function staleFor(flow: ConntrackFlow, endpoint: string, state: FrontendState): 
  * judged as a NodePort flow unless that address:port is itself a frontend (an external IP that
  * is also a node IP): the more specific frontend wins.
  */
-export function isStaleFlow(flow: ConntrackFlow, state: ReconcileState): boolean {
+export function isStaleFlow(
+  flow: ConntrackFlow,
+  state: ReconcileState,
+  keys: FlowKeys = flowKeys(flow, state.localIPs),
+): boolean {
   if (!isCleanedProtocol(flow.protocol)) return false;
-  const keys = flowKeys(flow, state.localIPs);
   const frontend = state.index.frontends.get(keys.frontend);
   if (frontend !== undefined) return staleFor(flow, keys.endpoint, frontend);
   if (keys.nodePort === undefined) return false;

@@ -26,6 +26,7 @@ import {
   type CleanedProtocol,
   dnatTargets,
   externalAddresses,
+  type FlowKeys,
   type FrontendIndex,
   type FrontendKey,
   flowKeys,
@@ -210,12 +211,16 @@ function strongest(a: StaleReason | undefined, b: StaleReason | undefined): Stal
 
 /**
  * Why the targeted filters delete this flow, or undefined. O(1): a few map lookups. TCP flows
- * never match. NodePort filters apply only to flows sent to one of the node's own addresses;
+ * never match. `keys` may be passed when the caller already computed them with the same local
+ * addresses. NodePort filters apply only to flows sent to one of the node's own addresses;
  * the same port on another host is someone else's.
  */
-export function matchStale(flow: ConntrackFlow, filters: StaleFilters): StaleReason | undefined {
+export function matchStale(
+  flow: ConntrackFlow,
+  filters: StaleFilters,
+  keys: FlowKeys = flowKeys(flow, filters.localIPs),
+): StaleReason | undefined {
   if (!isCleanedProtocol(flow.protocol)) return undefined;
-  const keys = flowKeys(flow, filters.localIPs);
   let reason: StaleReason | undefined;
 
   const liveFrontend = filters.live.frontends.get(keys.frontend);
