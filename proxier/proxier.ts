@@ -5,6 +5,8 @@
  * conntrack cleanup, which must come after the rules are in (new DNAT rules first, then the stale
  * flows go, so a deleted entry is re-created through the new rules).
  */
+
+import type { CleanupInput } from '../conntrack/cleanup.ts';
 import { BoundedFrequencyRunner, type Clock, realClock } from '../pkg/async/bounded-frequency-runner.ts';
 import type { ProxyHealthServer } from '../pkg/health/proxy-health.ts';
 import type { ServiceHealthServer } from '../pkg/health/service-health.ts';
@@ -14,35 +16,27 @@ import type { EndpointSlice, Node, Service } from '../pkg/k8s/schemas.ts';
 import { TOPOLOGY_ZONE_LABEL } from '../pkg/k8s/schemas.ts';
 import type { Logger } from '../pkg/log/logger.ts';
 import type { ProxyMetrics } from '../pkg/metrics/metrics.ts';
+import { parseIP } from '../pkg/net/ip.ts';
 import { createEndpointsChangeTracker, type EndpointsChangeTracker } from './endpointschangetracker.ts';
 import { createEndpointsMap, type EndpointsMapStore, type EndpointsMapUpdateResult } from './endpointsmap.ts';
 import { type RenderConfig, type RenderResult, renderBuiltinJumps, renderRules } from './render.ts';
 import { createServiceChangeTracker, type ServiceChangeTracker } from './servicechangetracker.ts';
-import { createServiceMap, type ServiceMap, type ServiceMapUpdateResult } from './servicemap.ts';
+import { createServiceMap, type ServiceMap } from './servicemap.ts';
 import type { IPFamily, ServiceKey } from './types.ts';
 
 /** Upstream forces a full sync at least hourly ("time.Hour is arbitrary"); the canary covers flushes. */
 export const FULL_SYNC_PERIOD_MS = 60 * 60 * 1000;
 
-/** What conntrack cleanup gets after each successful restore. */
-export interface SyncChanges {
-  readonly family: IPFamily;
-  readonly fullSync: boolean;
-  readonly services: ServiceMapUpdateResult;
-  readonly endpoints: EndpointsMapUpdateResult;
-  readonly serviceMap: ServiceMap['ports'];
-  readonly endpointsMap: EndpointsMapStore['endpoints'];
-  readonly nodeName: string;
-  readonly nodeLabels: Readonly<Record<string, string>>;
-}
-
-/** The part of conntrack cleanup the proxier calls; it never throws. */
+/** The part of conntrack cleanup the proxier calls, after each successful restore; it never throws. */
 export interface ConntrackCleanup {
-  afterSync(changes: SyncChanges): Promise<unknown>;
+  afterSync(input: CleanupInput): Promise<unknown>;
 }
 
 /** Render settings the daemon fixes at start; the proxier adds what it learns at run time. */
-export type StaticRenderConfig = Omit<RenderConfig, 'family' | 'nodeLabels' | 'hasRandomFully' | 'localAddresses'>;
+export type StaticRenderConfig = Omit<
+  RenderConfig,
+  'family' | 'nodeLabels' | 'hasRandomFully' | 'localAddresses'
+>;
 
 export interface ProxierOptions {
   readonly family: IPFamily;
@@ -95,6 +89,8 @@ export class Proxier {
   private knownNatChains: Set<string> | undefined;
   private hasRandomFully: boolean | undefined;
   private syncing: Promise<SyncOutcome> | undefined;
+  /** The last sync failed: its change results (and targeted conntrack flushes) were lost. */
+  private lastSyncFailed = false;
 
   constructor(nodeName: string, opts: ProxierOptions) {
     this.family = opts.family;
@@ -167,7 +163,10 @@ export class Proxier {
   requestSync(): void {
     if (!this.initialized) return;
     this.opts.health?.queuedUpdate(this.family);
-    this.opts.metrics?.syncProxyRulesLastQueuedTimestamp.set({ ip_family: this.family }, this.wallNow() / 1000);
+    this.opts.metrics?.syncProxyRulesLastQueuedTimestamp.set(
+      { ip_family: this.family },
+      this.wallNow() / 1000,
+    );
     this.runner.run();
   }
 
@@ -234,6 +233,7 @@ export class Proxier {
       await this.opts.iptables.restoreAll(render.payload, { flush: false, counters: true });
     } catch (error) {
       this.needFullSync = true;
+      this.lastSyncFailed = true;
       this.knownNatChains = undefined;
       this.opts.metrics?.iptablesRestoreFailuresTotal.inc(labels);
       if (!full) this.opts.metrics?.iptablesPartialRestoreFailuresTotal.inc(labels);
@@ -249,26 +249,30 @@ export class Proxier {
     this.afterSuccess(render, full, endpoints);
     this.observeDuration(full, started);
     this.log.debug(
-      { full, changedServices: changed.size, bytes: render.payload.length, ms: Math.round(this.clock.now() - started) },
+      {
+        full,
+        changedServices: changed.size,
+        bytes: render.payload.length,
+        ms: Math.round(this.clock.now() - started),
+      },
       'synced iptables rules',
     );
 
     await this.syncServiceHealth();
     await this.opts.conntrack?.afterSync({
-      family: this.family,
-      fullSync: full,
-      services,
-      endpoints,
       serviceMap: this.serviceMap.ports,
       endpointsMap: this.endpointsMap.endpoints,
-      nodeName: this.endpointsNodeName(),
-      nodeLabels: this.nodeLabels,
+      serviceResult: services,
+      endpointsResult: endpoints,
+      node: { name: this.opts.render.nodeName, labels: this.nodeLabels, localIPs: this.localIPsOfFamily() },
+      forceReconcile: this.lastSyncFailed,
     });
+    this.lastSyncFailed = false;
     return { ran: true, full, ok: true, payloadBytes: render.payload.length, render };
   }
 
-  private endpointsNodeName(): string {
-    return this.opts.render.nodeName;
+  private localIPsOfFamily(): string[] {
+    return (this.opts.localAddresses?.() ?? []).filter((a) => parseIP(a)?.family === this.family);
   }
 
   private afterSuccess(render: RenderResult, full: boolean, endpoints: EndpointsMapUpdateResult): void {
@@ -278,14 +282,21 @@ export class Proxier {
     if (!m) return;
     const now = this.wallNow();
     for (const times of endpoints.lastChangeTriggerTimes.values()) {
-      for (const t of times) m.networkProgrammingDuration.observe(labels, Math.max(0, now - t.getTime()) / 1000);
+      for (const t of times)
+        m.networkProgrammingDuration.observe(labels, Math.max(0, now - t.getTime()) / 1000);
     }
     m.iptablesRulesTotal.set({ table: 'nat', ...labels }, render.ruleCounts.nat.total);
     m.iptablesRulesTotal.set({ table: 'filter', ...labels }, render.ruleCounts.filter.total);
     m.iptablesRulesLast.set({ table: 'nat', ...labels }, render.ruleCounts.nat.last);
     m.iptablesRulesLast.set({ table: 'filter', ...labels }, render.ruleCounts.filter.last);
-    m.syncProxyRulesNoLocalEndpointsTotal.set({ traffic_policy: 'internal', ...labels }, render.noLocalEndpoints.internal);
-    m.syncProxyRulesNoLocalEndpointsTotal.set({ traffic_policy: 'external', ...labels }, render.noLocalEndpoints.external);
+    m.syncProxyRulesNoLocalEndpointsTotal.set(
+      { traffic_policy: 'internal', ...labels },
+      render.noLocalEndpoints.internal,
+    );
+    m.syncProxyRulesNoLocalEndpointsTotal.set(
+      { traffic_policy: 'external', ...labels },
+      render.noLocalEndpoints.external,
+    );
     m.syncProxyRulesLastTimestamp.set(labels, now / 1000);
     m.syncPayloadBytes.observe({ ...labels, sync_type: full ? 'full' : 'partial' }, render.payload.length);
   }
