@@ -4,7 +4,6 @@
  * jumps, filter REJECT/DROP/ACCEPT), which every sync rewrites, then the per-service chains (EXT,
  * FW, SVC, SVL, SEP), which a partial sync writes only for changed services.
  */
-import type { LineBuffer } from '../pkg/iptables/payload.ts';
 import { chainLine, comment } from '../pkg/iptables/payload.ts';
 import type { ParsedIP } from '../pkg/net/ip.ts';
 import { cidrContains, parseCIDR } from '../pkg/net/ip.ts';
@@ -63,9 +62,9 @@ export interface ServiceRenderContext {
 }
 
 export interface ServiceSinks {
-  readonly filterRules: LineBuffer;
+  readonly filterRules: RuleSink;
   /** nat rules of top-level chains (KUBE-SERVICES, KUBE-NODEPORTS): always written. */
-  readonly topNatRules: LineBuffer;
+  readonly topNatRules: RuleSink;
   /** Per-service chain lines and rules: real buffers, or discard sinks when skipped. */
   readonly natChains: RuleSink;
   readonly natRules: RuleSink;

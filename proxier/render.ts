@@ -9,7 +9,13 @@
  * service port name, then protocol, and the nodeports jump stays last in nat KUBE-SERVICES.
  */
 import type { TableContent } from '../pkg/iptables/payload.ts';
-import { buildRestorePayload, chainLine, comment, newTableContent } from '../pkg/iptables/payload.ts';
+import {
+  buildRestorePayload,
+  chainLine,
+  comment,
+  LineBuffer,
+  newTableContent,
+} from '../pkg/iptables/payload.ts';
 import type { IPFamily, ParsedIP } from '../pkg/net/ip.ts';
 import { cidrContains, parseCIDR, parseIP } from '../pkg/net/ip.ts';
 import {
@@ -25,7 +31,7 @@ import {
 } from './chains.ts';
 import type { LocalDetectorConfig } from './localdetect.ts';
 import { createLocalDetector } from './localdetect.ts';
-import type { RuleSink } from './render-service.ts';
+import type { RuleSink, ServiceRenderContext, ServiceRenderOutcome } from './render-service.ts';
 import { discardSink, renderServicePort } from './render-service.ts';
 import {
   masqueradeMark,
@@ -99,6 +105,25 @@ export interface RenderOptions {
    * deletion (upstream does so in large-cluster mode more often than once per sync period).
    */
   readonly existingNatChains?: ReadonlySet<string>;
+  /**
+   * Called once per service port, in render order, with that port's top-level rules (written on
+   * every sync) and the size of its own chains. The incremental renderer builds its cache from it.
+   */
+  readonly onServicePort?: (rendered: ServicePortRender) => void;
+}
+
+/** What one service port contributed to a render (see RenderOptions.onServicePort). */
+export interface ServicePortRender {
+  readonly svc: ServicePort;
+  /** Its filter rules (KUBE-SERVICES, KUBE-EXTERNAL-SERVICES, KUBE-NODEPORTS, KUBE-PROXY-FIREWALL). */
+  readonly filterRules: readonly string[];
+  /** Its rules in nat KUBE-SERVICES and KUBE-NODEPORTS. */
+  readonly natTopRules: readonly string[];
+  /** Rules of its own nat chains (EXT, FW, SVC, SVL, SEP), written or skipped. */
+  readonly natChainRuleCount: number;
+  readonly outcome: ServiceRenderOutcome;
+  /** Its endpoints, ready or not (what largeClusterMode counts). */
+  readonly endpointCount: number;
 }
 
 /** Rule gauges as upstream's sync_proxy_rules_iptables_total / _last (section 3.4). */
@@ -137,7 +162,8 @@ export function totalEndpointCount(state: RenderState): number {
   return total;
 }
 
-function compareServicePorts(a: ServicePort, b: ServicePort): number {
+/** Render order of service ports: by upstream's name string, then protocol. */
+export function compareServicePorts(a: ServicePort, b: ServicePort): number {
   const na = servicePortNameString(a.name);
   const nb = servicePortNameString(b.name);
   if (na !== nb) return na < nb ? -1 : 1;
@@ -190,8 +216,32 @@ function nodePortScope(config: RenderConfig): NodePortScope {
 
 const NODEPORTS_COMMENT = 'kubernetes service nodeports; NOTE: this must be the last rule in this chain';
 
-/** Renders the whole restore payload for one IP family. Pure and deterministic. */
-export function renderRules(state: RenderState, config: RenderConfig, opts: RenderOptions): RenderResult {
+/**
+ * The parts of a payload that depend on the config alone, never on a service: top-level chain
+ * lines, the static rules before and after the per-service rules, and the context every service
+ * port is rendered with. Full and partial renders write them in upstream's layout; the
+ * incremental renderer compares `fingerprint` between syncs to know that its cached top-level
+ * rules are still what a full render would write.
+ */
+export interface StaticRender {
+  readonly filterChains: readonly string[];
+  /** The KUBE-FIREWALL rule (IPv4 with localhost NodePorts), before the service rules. */
+  readonly filterHead: readonly string[];
+  /** KUBE-FORWARD rules, after the service rules. */
+  readonly filterTail: readonly string[];
+  readonly natChains: readonly string[];
+  /** KUBE-POSTROUTING and KUBE-MARK-MASQ, before the service rules. */
+  readonly natHead: readonly string[];
+  /** The nodeports jump(s): the last rules of nat KUBE-SERVICES. */
+  readonly natTail: readonly string[];
+  readonly warnings: readonly string[];
+  /** Every service port's context, but for largeClusterMode (which depends on the endpoints). */
+  readonly serviceContext: Omit<ServiceRenderContext, 'largeClusterMode'>;
+  /** Changes whenever anything above would render differently. */
+  readonly fingerprint: string;
+}
+
+export function renderStatic(config: RenderConfig): StaticRender {
   const family = config.family;
   const isIPv6 = family === 'IPv6';
   const mark = masqueradeMark(config.masqueradeBit ?? 14);
@@ -202,72 +252,25 @@ export function renderRules(state: RenderState, config: RenderConfig, opts: Rend
   const nodeIPText = config.nodeIPs.find((ip) => parseIP(ip)?.family === family);
   const nodeIP = nodeIPText === undefined ? undefined : parseIP(nodeIPText);
 
-  const filter = newTableContent('filter');
-  const nat = newTableContent('nat');
-
-  for (const chain of [
+  const filterChains = [
     KUBE_SERVICES,
     KUBE_EXTERNAL_SERVICES,
     KUBE_FORWARD,
     KUBE_NODEPORTS,
     KUBE_PROXY_FIREWALL,
-  ]) {
-    filter.chains.writeLine(chainLine(chain));
-  }
-  for (const chain of [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ]) {
-    nat.chains.writeLine(chainLine(chain));
-  }
-  writeNatStaticRules(nat.rules, mark, config.hasRandomFully);
+  ].map(chainLine);
+  const natChains = [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ].map(chainLine);
+  const natHead = new LineBuffer();
+  writeNatStaticRules(natHead, mark, config.hasRandomFully);
+  const filterHead = new LineBuffer();
   if (!isIPv6 && localhostNodePorts) {
-    filter.chains.writeLine(chainLine(KUBE_FIREWALL));
-    writeKubeletFirewallRule(filter.rules);
-  }
-
-  const totalEndpoints = totalEndpointCount(state);
-  const largeClusterMode = totalEndpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD;
-  const ctx = {
-    nodeName: config.nodeName,
-    nodeLabels: config.nodeLabels,
-    nodeIP,
-    masqueradeAll: config.masqueradeAll,
-    localDetector: detector,
-    localhostNodePortCounter:
-      localhostNodePorts && config.nfacctCounters.has(NFACCT_LOCALHOST_NODEPORTS_ACCEPTED),
-    largeClusterMode,
-  };
-
-  const skippedChains: RuleSink = discardSink();
-  const skippedRules: RuleSink = discardSink();
-  const activeNatChains = new Set<string>();
-  let noLocalInternal = 0;
-  let noLocalExternal = 0;
-
-  const services = [...state.services.values()].sort(compareServicePorts);
-  for (const svc of services) {
-    const write =
-      opts.full || (opts.changedServices?.has(serviceKey(svc.name.namespace, svc.name.name)) ?? false);
-    const outcome = renderServicePort(svc, state.endpoints.get(servicePortKey(svc.name)) ?? [], ctx, {
-      filterRules: filter.rules,
-      topNatRules: nat.rules,
-      natChains: write ? nat.chains : skippedChains,
-      natRules: write ? nat.rules : skippedRules,
-    });
-    for (const c of outcome.activeChains) activeNatChains.add(c);
-    if (outcome.noLocalInternal) noLocalInternal++;
-    if (outcome.noLocalExternal) noLocalExternal++;
-  }
-
-  // Stale chains: a chain line (which flushes it) and -X. They are unreferenced by now.
-  const deletedNatChains = [...(opts.existingNatChains ?? [])]
-    .filter((c) => isServiceChain(c) && !activeNatChains.has(c))
-    .sort();
-  for (const c of deletedNatChains) {
-    nat.chains.writeLine(chainLine(c));
-    nat.rules.write('-X', c);
+    filterChains.push(chainLine(KUBE_FIREWALL));
+    writeKubeletFirewallRule(filterHead);
   }
 
   // The nodeports jump goes last: `--dst-type LOCAL` is broad and every specific service-IP rule
   // must be tried first.
+  const natTail = new LineBuffer();
   if (scope.matchAll) {
     // Localhost NodePorts never work on IPv6, and on IPv4 only with route_localnet.
     const loopbackExclusion = isIPv6
@@ -275,7 +278,7 @@ export function renderRules(state: RenderState, config: RenderConfig, opts: Rend
       : localhostNodePorts
         ? []
         : ['!', '-d', '127.0.0.0/8'];
-    nat.rules.write(
+    natTail.write(
       '-A',
       KUBE_SERVICES,
       comment(NODEPORTS_COMMENT),
@@ -303,11 +306,121 @@ export function renderRules(state: RenderState, config: RenderConfig, opts: Rend
           continue;
         }
       }
-      nat.rules.write('-A', KUBE_SERVICES, comment(NODEPORTS_COMMENT), '-d', ip.text, '-j', KUBE_NODEPORTS);
+      natTail.write('-A', KUBE_SERVICES, comment(NODEPORTS_COMMENT), '-d', ip.text, '-j', KUBE_NODEPORTS);
     }
   }
 
-  writeForwardRules(filter.rules, mark, config.tcpBeLiberal, config.nfacctCounters);
+  const filterTail = new LineBuffer();
+  writeForwardRules(filterTail, mark, config.tcpBeLiberal, config.nfacctCounters);
+
+  const serviceContext = {
+    nodeName: config.nodeName,
+    nodeLabels: config.nodeLabels,
+    nodeIP,
+    masqueradeAll: config.masqueradeAll,
+    localDetector: detector,
+    localhostNodePortCounter:
+      localhostNodePorts && config.nfacctCounters.has(NFACCT_LOCALHOST_NODEPORTS_ACCEPTED),
+  };
+  const fingerprint = JSON.stringify([
+    family,
+    filterChains,
+    filterHead.lines,
+    filterTail.lines,
+    natChains,
+    natHead.lines,
+    natTail.lines,
+    config.nodeName,
+    Object.entries(config.nodeLabels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    nodeIP?.text ?? '',
+    config.masqueradeAll,
+    detector,
+    serviceContext.localhostNodePortCounter,
+  ]);
+  return {
+    filterChains,
+    filterHead: filterHead.lines,
+    filterTail: filterTail.lines,
+    natChains,
+    natHead: natHead.lines,
+    natTail: natTail.lines,
+    warnings,
+    serviceContext,
+    fingerprint,
+  };
+}
+
+/** Renders the whole restore payload for one IP family. Pure and deterministic. */
+export function renderRules(state: RenderState, config: RenderConfig, opts: RenderOptions): RenderResult {
+  const statics = renderStatic(config);
+  const filter = newTableContent('filter');
+  const nat = newTableContent('nat');
+  for (const l of statics.filterChains) filter.chains.writeLine(l);
+  for (const l of statics.natChains) nat.chains.writeLine(l);
+  for (const l of statics.natHead) nat.rules.writeLine(l);
+  for (const l of statics.filterHead) filter.rules.writeLine(l);
+
+  const totalEndpoints = totalEndpointCount(state);
+  const largeClusterMode = totalEndpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD;
+  const ctx: ServiceRenderContext = { ...statics.serviceContext, largeClusterMode };
+
+  const skippedChains: RuleSink = discardSink();
+  const skippedRules: RuleSink = discardSink();
+  const activeNatChains = new Set<string>();
+  let noLocalInternal = 0;
+  let noLocalExternal = 0;
+  const observe = opts.onServicePort;
+
+  const services = [...state.services.values()].sort(compareServicePorts);
+  for (const svc of services) {
+    const write =
+      opts.full || (opts.changedServices?.has(serviceKey(svc.name.namespace, svc.name.name)) ?? false);
+    const endpoints = state.endpoints.get(servicePortKey(svc.name)) ?? [];
+    const filter0 = filter.rules.length;
+    const nat0 = nat.rules.length;
+    const skipped0 = skippedRules.length;
+    // Top-level nat rules come first in a service port's output; counting them separates them
+    // from its own chains' rules in the same buffer.
+    let topCount = 0;
+    const topNatRules: RuleSink = {
+      write(...words) {
+        nat.rules.write(...words);
+        topCount++;
+      },
+      get length() {
+        return topCount;
+      },
+    };
+    const outcome = renderServicePort(svc, endpoints, ctx, {
+      filterRules: filter.rules,
+      topNatRules,
+      natChains: write ? nat.chains : skippedChains,
+      natRules: write ? nat.rules : skippedRules,
+    });
+    for (const c of outcome.activeChains) activeNatChains.add(c);
+    if (outcome.noLocalInternal) noLocalInternal++;
+    if (outcome.noLocalExternal) noLocalExternal++;
+    observe?.({
+      svc,
+      filterRules: filter.rules.lines.slice(filter0),
+      natTopRules: nat.rules.lines.slice(nat0, nat0 + topCount),
+      natChainRuleCount: write ? nat.rules.length - nat0 - topCount : skippedRules.length - skipped0,
+      outcome,
+      endpointCount: endpoints.length,
+    });
+  }
+
+  // Stale chains: a chain line (which flushes it) and -X. They are unreferenced by now.
+  const deletedNatChains = [...(opts.existingNatChains ?? [])]
+    .filter((c) => isServiceChain(c) && !activeNatChains.has(c))
+    .sort();
+  for (const c of deletedNatChains) {
+    nat.chains.writeLine(chainLine(c));
+    nat.rules.write('-X', c);
+  }
+
+  for (const l of statics.natTail) nat.rules.writeLine(l);
+  for (const l of statics.filterTail) filter.rules.writeLine(l);
 
   const deleted = deletedNatChains.length;
   const natWritten = nat.rules.length - deleted;
@@ -327,6 +440,6 @@ export function renderRules(state: RenderState, config: RenderConfig, opts: Rend
     noLocalEndpoints: { internal: noLocalInternal, external: noLocalExternal },
     totalEndpoints,
     largeClusterMode,
-    warnings,
+    warnings: statics.warnings,
   };
 }
