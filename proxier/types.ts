@@ -42,7 +42,9 @@ export function servicePortNameString(spn: ServicePortName): string {
   return spn.port === '' ? `${spn.namespace}/${spn.name}` : `${spn.namespace}/${spn.name}:${spn.port}`;
 }
 
-export type SessionAffinity = { readonly type: 'None' } | { readonly type: 'ClientIP'; readonly timeoutSeconds: number };
+export type SessionAffinity =
+  | { readonly type: 'None' }
+  | { readonly type: 'ClientIP'; readonly timeoutSeconds: number };
 
 /** One port of one Service, for one IP family (upstream's BaseServicePortInfo). */
 export interface ServicePort {

@@ -68,7 +68,8 @@ export class BoundedFrequencyRunner {
         `BoundedFrequencyRunner: need 0 <= minInterval (${opts.minIntervalMs}) <= maxInterval (${opts.maxIntervalMs}) and maxInterval > 0`,
       );
     }
-    if (opts.burstRuns < 1) throw new Error(`BoundedFrequencyRunner: burstRuns must be >= 1, got ${opts.burstRuns}`);
+    if (opts.burstRuns < 1)
+      throw new Error(`BoundedFrequencyRunner: burstRuns must be >= 1, got ${opts.burstRuns}`);
     this.fn = fn;
     this.minIntervalMs = opts.minIntervalMs;
     this.maxIntervalMs = opts.maxIntervalMs;

@@ -85,7 +85,11 @@ export const serviceSchema = z
     svc.spec.ports.forEach((p, i) => {
       const key = p.name ?? '';
       if (seen.has(key)) {
-        ctx.addIssue({ code: 'custom', path: ['spec', 'ports', i, 'name'], message: `duplicate port name "${key}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['spec', 'ports', i, 'name'],
+          message: `duplicate port name "${key}"`,
+        });
       }
       seen.add(key);
     });

@@ -2,7 +2,7 @@
  * Logging: one pino root logger per process, a child per component. `-v` levels follow upstream's
  * klog habit: 0 info, 1-3 debug, 4 and above trace.
  */
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 export type { Logger };
 export type LogFormat = 'json' | 'text';
@@ -29,7 +29,14 @@ export function formatTextLine(line: string): string {
     return line;
   }
   const { time, level, msg, component, pid: _pid, hostname: _host, ...rest } = rec;
-  const names: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+  const names: Record<number, string> = {
+    10: 'TRACE',
+    20: 'DEBUG',
+    30: 'INFO',
+    40: 'WARN',
+    50: 'ERROR',
+    60: 'FATAL',
+  };
   const when = typeof time === 'number' ? new Date(time).toISOString() : '';
   const extra = Object.entries(rest)
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
@@ -42,7 +49,16 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const dest = opts.destination ?? process.stderr;
   const level = levelForVerbosity(opts.verbosity ?? 0);
   // Secrets never belong in logs; these paths cover kubeconfig material if it is ever logged.
-  const redact = ['token', '*.token', 'password', '*.password', 'keyData', '*.keyData', 'authorization', '*.authorization'];
+  const redact = [
+    'token',
+    '*.token',
+    'password',
+    '*.password',
+    'keyData',
+    '*.keyData',
+    'authorization',
+    '*.authorization',
+  ];
   if (opts.format === 'text') {
     const stream = {
       write(chunk: string) {

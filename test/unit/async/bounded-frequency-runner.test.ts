@@ -105,11 +105,11 @@ describe('BoundedFrequencyRunner', () => {
   });
 
   it('rejects impossible settings', () => {
-    expect(() => new BoundedFrequencyRunner(async () => {}, { minIntervalMs: 10, maxIntervalMs: 5, burstRuns: 1 })).toThrow(
-      /minInterval/,
-    );
-    expect(() => new BoundedFrequencyRunner(async () => {}, { minIntervalMs: 1, maxIntervalMs: 5, burstRuns: 0 })).toThrow(
-      /burstRuns/,
-    );
+    expect(
+      () => new BoundedFrequencyRunner(async () => {}, { minIntervalMs: 10, maxIntervalMs: 5, burstRuns: 1 }),
+    ).toThrow(/minInterval/);
+    expect(
+      () => new BoundedFrequencyRunner(async () => {}, { minIntervalMs: 1, maxIntervalMs: 5, burstRuns: 0 }),
+    ).toThrow(/burstRuns/);
   });
 });
