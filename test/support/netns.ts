@@ -15,7 +15,9 @@ export interface ExecResult {
 /** Runs argv (no shell) and collects its output. */
 export function run(argv: readonly string[], input?: string, timeoutMs = 20_000): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
@@ -91,7 +93,21 @@ export async function vethPair(
   a: { ns: string; ifname: string; addr?: string },
   b: { ns: string; ifname: string; addr?: string },
 ): Promise<void> {
-  await runOk(['ip', '-n', a.ns, 'link', 'add', a.ifname, 'type', 'veth', 'peer', 'name', b.ifname, 'netns', b.ns]);
+  await runOk([
+    'ip',
+    '-n',
+    a.ns,
+    'link',
+    'add',
+    a.ifname,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    b.ifname,
+    'netns',
+    b.ns,
+  ]);
   for (const end of [a, b]) {
     if (end.addr) await runOk(['ip', '-n', end.ns, 'addr', 'add', end.addr, 'dev', end.ifname]);
     await runOk(['ip', '-n', end.ns, 'link', 'set', end.ifname, 'up']);

@@ -51,7 +51,10 @@ export async function buildNodeTopology(opts: { pods: number }): Promise<NodeTop
     await execInOk(node, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
     const client = await createNetns('client');
     made.push(client);
-    await vethPair({ ns: node, ifname: 'eth1', addr: `${NODE_IP}/24` }, { ns: client, ifname: 'eth0', addr: `${CLIENT_IP}/24` });
+    await vethPair(
+      { ns: node, ifname: 'eth1', addr: `${NODE_IP}/24` },
+      { ns: client, ifname: 'eth0', addr: `${CLIENT_IP}/24` },
+    );
     await runOk(['ip', '-n', client, 'route', 'add', 'default', 'via', NODE_IP]);
     const pods: Pod[] = [];
     for (let i = 1; i <= opts.pods; i++) {
