@@ -3,10 +3,12 @@
  * requests one call makes on a large table, the debug flag, and failures that must never stop a
  * sync and must not lose a flush.
  */
+import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { EPERM } from '../../../conntrack/netlink/constants.ts';
 import { ConntrackError } from '../../../conntrack/netlink/errors.ts';
 import type { ConntrackFlow } from '../../../conntrack/netlink/types.ts';
+import { createLogger } from '../../../pkg/log/logger.ts';
 import { counterValue, createNodeHarness, dnat, flowSet, NODE_IP, unNATed } from './harness.ts';
 
 const CIP = '172.30.0.10';
@@ -194,5 +196,49 @@ describe('a large table', () => {
     expect(r).toMatchObject({ dumped: 100_000, dumps: 2, netlinkRequests: 2 + 16, errors: 0 });
     expect(r.deleted.reconciler).toBe(16);
     expect(h.table()).toEqual(flowSet(flows));
+  });
+});
+
+describe('logs and metrics', () => {
+  it('an info line says how many, why, and quotes examples; a quiet call logs at debug only', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const destination = new Writable({
+      write(chunk, _enc, done) {
+        for (const l of String(chunk).split('\n'))
+          if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+        done();
+      },
+    });
+    const h = createNodeHarness({ logger: createLogger({ destination }) });
+    h.service('dns', udpService());
+    h.endpoints('dns', [{ ip: A }, { ip: B }]);
+    await h.sync();
+    expect(lines.filter((l) => l.level === 30)).toEqual([]);
+    h.ct.add(dnat(CIP, 53, A, 5353, { sport: 1 }), dnat(CIP, 53, A, 5353, { sport: 2 }));
+    h.endpoints('dns', [{ ip: B }]);
+    await h.sync();
+    await new Promise((r) => setImmediate(r));
+    const info = lines.filter((l) => l.level === 30);
+    expect(info).toHaveLength(1);
+    expect(info[0]).toMatchObject({
+      msg: 'Deleted stale conntrack entries',
+      family: 'IPv4',
+      deleted: 2,
+      byReason: { 'endpoint-gone': 2 },
+    });
+    expect(info[0]?.examples).toEqual([
+      expect.stringContaining(`endpoint-gone: IPv4/UDP/zone=0/10.0.0.5:1->${CIP}:53 reply ${A}:5353`),
+      expect.stringContaining(`endpoint-gone: IPv4/UDP/zone=0/10.0.0.5:2->${CIP}:53 reply ${A}:5353`),
+    ]);
+
+    const text = await h.metrics.registry.metrics();
+    expect(text).toContain(
+      'kubeproxy_conntrack_reconciler_sync_duration_seconds_count{ip_family="IPv4"} 2\n',
+    );
+    expect(text).toContain('kubeproxy_ts_conntrack_dump_duration_seconds_count{ip_family="IPv4"} 2\n');
+    expect(text).toContain('kubeproxy_ts_conntrack_delete_duration_seconds_count{ip_family="IPv4"} 1\n');
+    expect(text).toContain(
+      'kubeproxy_ts_conntrack_deleted_entries_total{reason="endpoint-gone",ip_family="IPv4"} 2\n',
+    );
   });
 });

@@ -10,7 +10,7 @@ import { createFakeConntrackClient, type FakeConntrackClient } from '../../../co
 import { formatFlow } from '../../../conntrack/netlink/flow.ts';
 import type { ConntrackFlow, ConntrackProtocol } from '../../../conntrack/netlink/types.ts';
 import type { EndpointSlice, Service } from '../../../pkg/k8s/schemas.ts';
-import { silentLogger } from '../../../pkg/log/logger.ts';
+import { type Logger, silentLogger } from '../../../pkg/log/logger.ts';
 import { createProxyMetrics, type ProxyMetrics } from '../../../pkg/metrics/metrics.ts';
 import { createEndpointsChangeTracker } from '../../../proxier/endpointschangetracker.ts';
 import { createEndpointsMap } from '../../../proxier/endpointsmap.ts';
@@ -33,6 +33,7 @@ export interface NodeHarnessOptions {
   readonly client?: FakeConntrackClient;
   /** Reuse the API objects of a previous harness: the restarted proxy lists them again. */
   readonly objects?: ApiObjects;
+  readonly logger?: Logger;
 }
 
 export interface ApiObjects {
@@ -124,7 +125,7 @@ export function createNodeHarness(opts: NodeHarnessOptions = {}): NodeHarness {
     client: ct,
     family: 'IPv4',
     metrics,
-    logger: silentLogger(),
+    logger: opts.logger ?? silentLogger(),
     now: () => h.time,
     ...(opts.minReconcileIntervalMs !== undefined
       ? { minReconcileIntervalMs: opts.minReconcileIntervalMs }
