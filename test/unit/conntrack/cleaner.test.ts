@@ -5,12 +5,13 @@
  */
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { EPERM } from '../../../conntrack/netlink/constants.ts';
 import { ConntrackError } from '../../../conntrack/netlink/errors.ts';
 import type { ConntrackFlow } from '../../../conntrack/netlink/types.ts';
 import { createLogger } from '../../../pkg/log/logger.ts';
 import { counterValue, createNodeHarness, dnat, flowSet, NODE_IP, unNATed } from './harness.ts';
 
+/** errno 1: what the kernel answers a process without CAP_NET_ADMIN. */
+const EPERM = 1;
 const CIP = '172.30.0.10';
 const A = '10.1.0.1';
 const B = '10.1.0.2';
