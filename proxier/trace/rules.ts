@@ -144,7 +144,8 @@ export function ruleSetFromDump(dump: ParsedDump): RuleSet {
     for (const c of t.chains) {
       const existing = chains.get(c.name);
       if (existing) {
-        if (existing.policy !== undefined) existing.policy = c.policy;
+        // Upstream's fake prints built-in chains as `:INPUT - [0:0]`: no policy means ACCEPT.
+        if (existing.policy !== undefined) existing.policy = c.policy === '-' ? 'ACCEPT' : c.policy;
         else existing.rules = [];
       } else {
         chains.set(c.name, { name: c.name, policy: undefined, rules: [] });

@@ -237,7 +237,8 @@ export function tracePacket(rules: RuleSet, packet: TracePacket, node: NodeInfo)
           // Locally generated and locally delivered: over loopback into filter INPUT.
           const input: Hook = { table: 'filter', chain: 'INPUT', inInterface: 'lo', outInterface: null };
           for (const s4 of runHook({ ...base, hook: input }, s3.state)) {
-            finish(s4.state, s4.verdict, s4.verdict === 'ACCEPT' ? s2.by : s4.by, 'local');
+            const by = s4.verdict === 'ACCEPT' && s2.by === 'rule' ? 'rule' : s4.by;
+            finish(s4.state, s4.verdict, by, 'local');
           }
         } else {
           finish(s3.state, s2.verdict, s2.by, 'routed');
