@@ -63,13 +63,15 @@ test-unit: deps
 test-e2e: deps host-deps build
 	npx vitest run test/e2e
 
-run: build
-	@if [ -z "$$KUBECONFIG" ]; then \
-	  echo "KUBECONFIG is not set. Point it at a cluster's kubeconfig: KUBECONFIG=~/.kube/config make run"; \
-	  echo "(the embedded sandbox that needs no cluster is not built yet)"; \
-	  exit 2; \
+# With $KUBECONFIG: the proxy against that cluster (it programs THIS machine's netfilter).
+# Without: the sandbox, a node made of network namespaces with the development API server.
+run: build host-deps
+	@if [ -n "$$KUBECONFIG" ]; then \
+	  exec $(BIN) --kubeconfig "$$KUBECONFIG" $(ARGS); \
+	else \
+	  echo "KUBECONFIG is not set: starting the sandbox (no cluster needed)"; \
+	  exec node hack/sandbox/main.ts $(ARGS); \
 	fi
-	$(BIN) --kubeconfig "$$KUBECONFIG" $(ARGS)
 
 clean:
 	rm -rf dist bin node_modules/.installed

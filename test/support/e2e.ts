@@ -119,9 +119,14 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-export async function startE2ECluster(opts: { pods: number; backend: Backend }): Promise<E2ECluster> {
+export async function startE2ECluster(opts: {
+  pods: number;
+  backend: Backend;
+  /** Where the API server listens in the machine's namespace; default a free loopback port. */
+  apiListen?: string;
+}): Promise<E2ECluster> {
   const dir = await mkdtemp(join(tmpdir(), 'kpt-e2e-'));
-  const api = createApiServer({ listen: '127.0.0.1:0' });
+  const api = createApiServer({ listen: opts.apiListen ?? '127.0.0.1:0' });
   let topo: NodeTopology | undefined;
   const children: ChildProcess[] = [];
   const cleanup = async () => {
