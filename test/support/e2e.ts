@@ -177,6 +177,8 @@ export async function startE2ECluster(opts: {
           '--healthz-bind-address=127.0.0.1:10256',
           '--metrics-bind-address=127.0.0.1:10249',
           '--iptables-min-sync-period=100ms',
+          // nf_conntrack_max and the module's hashsize are machine-wide; a test leaves them alone.
+          '--conntrack-max-per-core=0',
           '-v=2',
           ...extraArgs,
         ];
