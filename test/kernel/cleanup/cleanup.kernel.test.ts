@@ -5,13 +5,13 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createIptablesRunner } from '../../../pkg/iptables/runner.ts';
-import type { Backend, Iptables } from '../../../pkg/iptables/types.ts';
+import type { Backend, Family, Iptables } from '../../../pkg/iptables/types.ts';
 import { silentLogger } from '../../../pkg/log/logger.ts';
 import { cleanupLeftovers, isKubeProxyChain } from '../../../proxier/cleanup.ts';
 import { createNetns, deleteNetns, inNetns } from '../../support/netns.ts';
 import {
-  FOREIGN_RULES_IPV4,
   foreignLines,
+  foreignRules,
   installKubeProxy,
   saveLines,
 } from '../../unit/proxier/cleanup/fixture.ts';
@@ -24,10 +24,10 @@ describe.each(BACKENDS)('cleanupLeftovers on iptables-%s', (backend) => {
     for (const ns of made.splice(0)) await deleteNetns(ns);
   });
 
-  async function node(label: string): Promise<Iptables> {
+  async function node(label: string, family: Family = 'IPv4'): Promise<Iptables> {
     const ns = await createNetns(label);
     made.push(ns);
-    return createIptablesRunner({ family: 'IPv4', backend, execPrefix: inNetns(ns, []) });
+    return createIptablesRunner({ family, backend, execPrefix: inNetns(ns, []) });
   }
 
   async function saveAll(ipt: Iptables): Promise<string> {
@@ -37,43 +37,46 @@ describe.each(BACKENDS)('cleanupLeftovers on iptables-%s', (backend) => {
     return out;
   }
 
-  it('removes every kube-proxy chain and jump, and leaves foreign rules byte-identical', async () => {
-    const ipt = await node(`cl${backend.slice(0, 3)}`);
-    await ipt.restoreAll(FOREIGN_RULES_IPV4, { flush: false, counters: true });
-    await installKubeProxy(ipt);
-    const before = await saveAll(ipt);
-    // The setup is what it claims to be: our chains, our jumps and the neighbours' rules are in.
-    expect(before).toMatch(/^:KUBE-SEP-/m);
-    expect(before).toMatch(/^:KUBE-FW-/m);
-    expect(before).toMatch(/^:KUBE-PROXY-CANARY/m);
-    expect(before).toMatch(/^-A PREROUTING .*-j KUBE-SERVICES$/m);
-    expect(before).toMatch(/^-A FORWARD .*-j CNI-FORWARD$/m);
-    expect(before).toMatch(/^-A DOCKER .*-j DNAT --to-destination 172.17.0.2:80$/m);
+  it.each(['IPv4', 'IPv6'] as const)(
+    '%s: removes every kube-proxy chain and jump, and leaves foreign rules byte-identical',
+    async (family) => {
+      const ipt = await node(`cl${backend.slice(0, 3)}${family.slice(-1)}`, family);
+      await ipt.restoreAll(foreignRules(family), { flush: false, counters: true });
+      await installKubeProxy(ipt);
+      const before = await saveAll(ipt);
+      // The setup is what it claims to be: our chains, our jumps and the neighbours' rules are in.
+      expect(before).toMatch(/^:KUBE-SEP-/m);
+      expect(before).toMatch(/^:KUBE-FW-/m);
+      expect(before).toMatch(/^:KUBE-PROXY-CANARY/m);
+      expect(before).toMatch(/^-A PREROUTING .*-j KUBE-SERVICES$/m);
+      expect(before).toMatch(/^-A FORWARD .*-j CNI-FORWARD$/m);
+      expect(before).toMatch(/^-A DOCKER .*-j DNAT --to-destination \S+:80$/m);
 
-    const r = await cleanupLeftovers(ipt, silentLogger());
-    expect(r.ok).toBe(true);
+      const r = await cleanupLeftovers(ipt, silentLogger());
+      expect(r.ok).toBe(true);
 
-    const after = await saveAll(ipt);
-    expect(saveLines(after)).toEqual(foreignLines(before));
-    const left = after
-      .split('\n')
-      .filter((l) => l.startsWith(':'))
-      .map((l) => l.slice(1, l.indexOf(' ')));
-    expect(left.filter((c) => c.startsWith('KUBE-'))).toEqual(['KUBE-FIREWALL']);
-    expect(after).not.toMatch(/-j KUBE-(?!FIREWALL)/);
-    // What the result names as removed really was there and really is gone.
-    for (const entry of r.removed) {
-      const [table, chain] = entry.split('/') as ['filter' | 'nat' | 'mangle', string];
-      expect(isKubeProxyChain(table, chain)).toBe(true);
-      expect(await ipt.chainExists(table, chain)).toBe(false);
-    }
-    expect(r.removed.length).toBeGreaterThan(15);
+      const after = await saveAll(ipt);
+      expect(saveLines(after)).toEqual(foreignLines(before));
+      const left = after
+        .split('\n')
+        .filter((l) => l.startsWith(':'))
+        .map((l) => l.slice(1, l.indexOf(' ')));
+      expect(left.filter((c) => c.startsWith('KUBE-'))).toEqual(['KUBE-FIREWALL']);
+      expect(after).not.toMatch(/-j KUBE-(?!FIREWALL)/);
+      // What the result names as removed really was there and really is gone.
+      for (const entry of r.removed) {
+        const [table, chain] = entry.split('/') as ['filter' | 'nat' | 'mangle', string];
+        expect(isKubeProxyChain(table, chain)).toBe(true);
+        expect(await ipt.chainExists(table, chain)).toBe(false);
+      }
+      expect(r.removed.length).toBeGreaterThan(15);
 
-    // Cleaning a clean node is a success that changes nothing.
-    const again = await cleanupLeftovers(ipt, silentLogger());
-    expect(again).toMatchObject({ ok: true, removed: [] });
-    expect(saveLines(await saveAll(ipt))).toEqual(saveLines(after));
-  });
+      // Cleaning a clean node is a success that changes nothing.
+      const again = await cleanupLeftovers(ipt, silentLogger());
+      expect(again).toMatchObject({ ok: true, removed: [] });
+      expect(saveLines(await saveAll(ipt))).toEqual(saveLines(after));
+    },
+  );
 
   it('keeps a chain a foreign chain jumps to (flushed) and KUBE-MARK-MASQ while others use it', async () => {
     const ipt = await node(`ck${backend.slice(0, 3)}`);

@@ -41,6 +41,29 @@ COMMIT
 COMMIT
 `;
 
+/** The IPv6 counterpart of FOREIGN_RULES_IPV4 (kubelet's KUBE-FIREWALL has no rule there). */
+export const FOREIGN_RULES_IPV6 = `*filter
+:KUBE-FIREWALL - [0:0]
+:CNI-FORWARD - [0:0]
+-A INPUT -j KUBE-FIREWALL
+-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
+-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD
+-A OUTPUT -j KUBE-FIREWALL
+-A CNI-FORWARD -d fd00:10::/64 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A CNI-FORWARD -s fd00:10::/64 -j ACCEPT
+COMMIT
+*nat
+:DOCKER - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+-A POSTROUTING -s fd00:17::/64 ! -o docker0 -j MASQUERADE
+-A DOCKER -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00:17::2]:80
+COMMIT
+`;
+
+export function foreignRules(family: IPFamily): string {
+  return family === 'IPv4' ? FOREIGN_RULES_IPV4 : FOREIGN_RULES_IPV6;
+}
+
 /** A small cluster: ClusterIP, NodePort, LoadBalancer with source ranges, eTP=Local, no endpoints. */
 export function kubeProxyPayload(family: IPFamily = 'IPv4'): string {
   const v4 = family === 'IPv4';
