@@ -80,6 +80,31 @@ export interface CleanupPayload {
 
 const COUNTERS_PREFIX = /^\[\d+:\d+\]\s+/;
 
+interface Referrers {
+  readonly builtin: string[];
+  readonly user: string[];
+}
+
+/**
+ * For each chain of `ours`, the chains outside `ours` holding a rule that jumps (or goes) to it.
+ * One pass over the rules: a big cluster has tens of thousands of chains and rules.
+ */
+function referrersOf(section: ParsedTable, ours: ReadonlySet<string>): Map<string, Referrers> {
+  const out = new Map<string, Referrers>();
+  for (const r of section.rules) {
+    if (r.op !== '-A' || ours.has(r.chain)) continue;
+    const target = ruleTarget(r.args)?.target;
+    if (target === undefined || !ours.has(target)) continue;
+    let refs = out.get(target);
+    if (!refs) {
+      refs = { builtin: [], user: [] };
+      out.set(target, refs);
+    }
+    (isBuiltinChain(section.name, r.chain) ? refs.builtin : refs.user).push(r.chain);
+  }
+  return out;
+}
+
 /**
  * The cleanup restore payload for one table, from that table's iptables-save text. Pure.
  *
@@ -100,31 +125,22 @@ export function renderCleanupPayload(saveText: string, table: Table): CleanupPay
   if (candidates.length === 0) return empty;
   const ours = new Set(candidates);
 
-  // Rules outside our chains that jump to one of them, by target.
-  const foreignUsers = new Map<string, { builtin: string[]; user: string[] }>();
-  for (const r of section.rules) {
-    if (r.op !== '-A' || ours.has(r.chain)) continue;
-    const target = ruleTarget(r.args)?.target;
-    if (target === undefined || !ours.has(target)) continue;
-    let users = foreignUsers.get(target);
-    if (!users) {
-      users = { builtin: [], user: [] };
-      foreignUsers.set(target, users);
-    }
-    (isBuiltinChain(table, r.chain) ? users.builtin : users.user).push(r.chain);
-  }
-
   const keptChains: KeptChain[] = [];
   // KUBE-MARK-MASQ used to be shared with kubelet (hostports): when any other rule still jumps to
   // it, it stays exactly as it is, with its MARK rule, and so do the rules jumping to it.
-  const markMasqUsers = table === 'nat' ? foreignUsers.get(KUBE_MARK_MASQ) : undefined;
-  if (markMasqUsers) {
-    ours.delete(KUBE_MARK_MASQ);
-    const from = [...new Set([...markMasqUsers.builtin, ...markMasqUsers.user])].sort();
-    keptChains.push({
-      chain: KUBE_MARK_MASQ,
-      reason: `still used by rules in ${from.join(', ')}; left untouched`,
-    });
+  let refs = referrersOf(section, ours);
+  if (table === 'nat' && ours.has(KUBE_MARK_MASQ)) {
+    const from = refs.get(KUBE_MARK_MASQ);
+    if (from) {
+      ours.delete(KUBE_MARK_MASQ);
+      // Its own rules are now foreign ones, and may reference chains of ours.
+      refs = referrersOf(section, ours);
+      const names = [...new Set([...from.builtin, ...from.user])].sort();
+      keptChains.push({
+        chain: KUBE_MARK_MASQ,
+        reason: `still used by rules in ${names.join(', ')}; left untouched`,
+      });
+    }
   }
 
   const chainLines: string[] = [];
@@ -136,7 +152,7 @@ export function renderCleanupPayload(saveText: string, table: Table): CleanupPay
   for (const name of candidates) {
     if (!ours.has(name)) continue;
     chainLines.push(chainLine(name));
-    const users = foreignUsers.get(name)?.user ?? [];
+    const users = refs.get(name)?.user ?? [];
     if (users.length > 0) {
       const from = [...new Set(users)].sort();
       keptChains.push({ chain: name, reason: `still referenced by ${from.join(', ')}; flushed but kept` });

@@ -199,6 +199,39 @@ COMMIT
     );
   });
 
+  it('a kept KUBE-MARK-MASQ that jumps to a chain of ours keeps that chain too (flushed)', () => {
+    const save = `*nat
+:PREROUTING ACCEPT [0:0]
+:KUBE-MARK-MASQ - [0:0]
+:KUBE-POSTROUTING - [0:0]
+-A PREROUTING -j KUBE-MARK-MASQ
+-A KUBE-MARK-MASQ -j KUBE-POSTROUTING
+COMMIT
+`;
+    const r = renderCleanupPayload(save, 'nat');
+    expect(r.payload).toBe('*nat\n:KUBE-POSTROUTING - [0:0]\nCOMMIT\n');
+    expect(r.keptChains.map((k) => k.chain)).toEqual(['KUBE-MARK-MASQ', 'KUBE-POSTROUTING']);
+  });
+
+  it('handles a big cluster’s nat table in one pass (40,000 chains, 80,000 rules)', () => {
+    const chains = [':PREROUTING ACCEPT [0:0]', ':KUBE-SERVICES - [0:0]'];
+    const rules = ['-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES'];
+    for (let i = 0; i < 20_000; i++) {
+      const h = i.toString(36).toUpperCase().padStart(16, 'A');
+      chains.push(`:KUBE-SVC-${h} - [0:0]`, `:KUBE-SEP-${h} - [0:0]`);
+      rules.push(
+        `-A KUBE-SERVICES -d 172.30.${i >> 8}.${i & 255}/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-${h}`,
+      );
+      rules.push(
+        `-A KUBE-SVC-${h} -j KUBE-SEP-${h}`,
+        `-A KUBE-SEP-${h} -p tcp -m tcp -j DNAT --to-destination 10.1.0.1:80`,
+      );
+    }
+    const r = renderCleanupPayload(`*nat\n${chains.join('\n')}\n${rules.join('\n')}\nCOMMIT\n`, 'nat');
+    expect(r.removedChains).toHaveLength(40_001);
+    expect(r.deletedJumps).toHaveLength(1);
+  });
+
   it('refuses a save text it cannot parse', () => {
     expect(() => renderCleanupPayload('*nat\n:KUBE-SERVICES - [0:0]\n', 'nat')).toThrow(/no COMMIT/);
   });
