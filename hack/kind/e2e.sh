@@ -152,9 +152,10 @@ deploy_proxy() {
   kc -n kube-system rollout status deployment/coredns --timeout="$TIMEOUT"
 }
 
-deploy_workload() {
-  log "deploying the echo Deployment, its Services and the client pods"
-  kc apply -f - <<EOF
+# The smoke-test workload: 2 echo pods (TCP 8080 and UDP 8081 answer with their hostname), a
+# ClusterIP and a NodePort Service for them, and a client pod to send requests from.
+workload_manifest() {
+  cat <<EOF
 apiVersion: v1
 kind: Namespace
 metadata:
@@ -255,6 +256,11 @@ spec:
       image: $AGNHOST_IMAGE
       args: ["pause"]
 EOF
+}
+
+deploy_workload() {
+  log "deploying the echo Deployment, its Services and the client pod"
+  workload_manifest | kc apply -f -
   kc -n "$NS" rollout status deployment/echo --timeout="$TIMEOUT"
   kc -n "$NS" wait --for=condition=Ready pod/client --timeout="$TIMEOUT"
 }
@@ -327,15 +333,11 @@ check_node_port() {
   expect_replies_from "UDP to NodePort $NODEPORT_UDP on ${ips[*]}" "$all_udp" "${pods[@]}"
 }
 
-# A UDP client keeps sending from one source port while the Service goes to zero endpoints and
-# back. Its conntrack entry would keep pointing at the old state (a deleted pod, or no DNAT at
-# all) for as long as it keeps sending, unless the proxy flushes it: upstream kube-proxy's
-# long-standing UDP bug (kubernetes#48370, fixed by #48524 and reworked since).
-check_udp_recovery() {
-  local svc_ip started elapsed
-  local -a old_pods new_pods
-  svc_ip=$(kc -n "$NS" get service echo -o jsonpath='{.spec.clusterIP}')
-  kc apply -f - <<EOF
+# A pod that sends "hostname" to $1:81/UDP from source port $UDP_CLIENT_PORT, over and over, and
+# logs "<epoch seconds> try=<n> reply=<hostname or none>" for each try.
+udp_client_manifest() {
+  local svc_ip=$1
+  cat <<EOF
 apiVersion: v1
 kind: Pod
 metadata:
@@ -354,8 +356,20 @@ spec:
             i=\$((i + 1))
             reply=\$(echo hostname | nc -u -w 1 -p $UDP_CLIENT_PORT $svc_ip 81)
             echo "\$(date +%s) try=\$i reply=\${reply:-none}"
+            sleep 0.2
           done
 EOF
+}
+
+# A UDP client keeps sending from one source port while the Service goes to zero endpoints and
+# back. Its conntrack entry would keep pointing at the old state (a deleted pod, or no DNAT at
+# all) for as long as it keeps sending, unless the proxy flushes it: upstream kube-proxy's
+# long-standing UDP bug (kubernetes#48370, fixed by #48524 and reworked since).
+check_udp_recovery() {
+  local svc_ip started elapsed
+  local -a old_pods new_pods
+  svc_ip=$(kc -n "$NS" get service echo -o jsonpath='{.spec.clusterIP}')
+  udp_client_manifest "$svc_ip" | kc apply -f -
   kc -n "$NS" wait --for=condition=Ready pod/udp-client --timeout="$TIMEOUT"
   read -r -a old_pods <<<"$(echo_pods)"
   wait_until 30 udp_client_heard_from "${old_pods[@]}" || die "the UDP client got no answer before the scale-down"

@@ -11,10 +11,17 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadYaml } from '@kubernetes/client-node';
+import {
+  loadAllYaml,
+  loadYaml,
+  type V1Deployment,
+  type V1Pod,
+  type V1Service,
+} from '@kubernetes/client-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseCIDR } from '../../../pkg/net/ip.ts';
 import { E2E_SCRIPT, inE2eScript, REPO_ROOT } from './e2e-script.ts';
+import { rawDocuments } from './yaml.ts';
 
 interface KindCluster {
   kind: string;
@@ -102,6 +109,72 @@ describe('hack/kind/e2e.sh: functions', () => {
       join(REPO_ROOT, 'hack/deploy/kube-proxy-ts.yaml'),
     ]);
     expect(out.match(/^\s*image: .*$/gm)?.map((l) => l.trim())).toEqual(['image: registry.example/kpts:v1']);
+  });
+});
+
+describe('hack/kind/e2e.sh: the smoke-test objects', () => {
+  /** Typed objects, after checking that the typed load dropped no field (no typo the API would reject). */
+  function objects(text: string): { kind?: string }[] {
+    const typed = loadAllYaml(text) as { kind?: string }[];
+    expect(typed).toEqual(rawDocuments(text));
+    return typed;
+  }
+
+  it('workload_manifest: 2 agnhost netexec pods, a ClusterIP and a NodePort Service, a client pod', () => {
+    const docs = objects(inE2eScript('workload_manifest'));
+    expect(docs.map((d) => d.kind)).toEqual(['Namespace', 'Deployment', 'Service', 'Service', 'Pod']);
+    const deployment = docs[1] as V1Deployment;
+    expect(deployment.spec?.replicas).toBe(2);
+    const server = deployment.spec?.template.spec?.containers[0];
+    expect(server?.image).toMatch(/^registry\.k8s\.io\/e2e-test-images\/agnhost:/);
+    expect(server?.args).toEqual(['netexec', '--http-port=8080', '--udp-port=8081']);
+    const [clusterIP, nodePort] = [docs[2] as V1Service, docs[3] as V1Service];
+    for (const svc of [clusterIP, nodePort]) {
+      expect(svc.spec?.selector).toEqual(deployment.spec?.template.metadata?.labels);
+      expect(svc.spec?.ports?.map((p) => [p.protocol, p.port, p.targetPort])).toEqual([
+        ['TCP', 80, 8080],
+        ['UDP', 81, 8081],
+      ]);
+    }
+    expect(clusterIP.spec?.type).toBe('ClusterIP');
+    expect(nodePort.spec?.type).toBe('NodePort');
+    const fixed = inE2eScript('echo "$NODEPORT_TCP $NODEPORT_UDP"').trim().split(' ').map(Number);
+    expect(nodePort.spec?.ports?.map((p) => p.nodePort)).toEqual(fixed);
+  });
+
+  it('udp_client_manifest: a shell loop sending from the fixed source port to the ClusterIP', () => {
+    const [pod] = objects(inE2eScript('udp_client_manifest 10.98.12.34')) as V1Pod[];
+    const container = pod!.spec!.containers[0]!;
+    expect(container.command).toEqual(['/bin/sh', '-c']);
+    const script = container.args![0]!;
+    const port = inE2eScript('printf %s "$UDP_CLIENT_PORT"');
+    expect(script).toContain(`nc -u -w 1 -p ${port} 10.98.12.34 81`);
+    // The log line format udp_client_heard_from greps for.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
+    expect(script).toContain('echo "$(date +%s) try=$i reply=${reply:-none}"');
+    expect(() => execFileSync('sh', ['-n', '-c', script])).not.toThrow();
+  });
+
+  it('udp_client_heard_from matches whole pod names in the client log only', () => {
+    const log = '1700000000 try=1 reply=none\n1700000001 try=2 reply=echo-abc-12\n';
+    const heard = (names: string[]) =>
+      spawnSync(
+        'bash',
+        [
+          '-c',
+          'source "$1"; shift; kc() { printf "%s" "$LOG"; }; udp_client_heard_from "$@"',
+          'bash',
+          E2E_SCRIPT,
+          ...names,
+        ],
+        {
+          env: { ...process.env, LOG: log },
+        },
+      ).status;
+    expect(heard(['echo-abc-12'])).toBe(0);
+    expect(heard(['echo-xyz', 'echo-abc-12'])).toBe(0);
+    expect(heard(['echo-abc-1'])).toBe(1);
+    expect(heard(['none-such'])).toBe(1);
   });
 });
 

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import {
   loadAllYaml,
-  loadYaml,
   type V1ClusterRoleBinding,
   type V1ConfigMap,
   type V1Container,
@@ -17,6 +16,7 @@ import { ENDPOINT_SLICES_PATH, NODES_PATH, SERVICES_PATH } from '../../../pkg/k8
 import { loadKubeConfig } from '../../../pkg/k8s/kubeconfig.ts';
 import { parseDockerfile } from './dockerfile.ts';
 import { inE2eScript, MANIFEST_PATH, REPO_ROOT, renderedManifest } from './e2e-script.ts';
+import { rawDocuments } from './yaml.ts';
 
 const TEXT = readFileSync(MANIFEST_PATH, 'utf8');
 
@@ -42,20 +42,6 @@ function parseManifest(text: string): Manifest {
     daemonSet,
     container: containers[0]!,
   };
-}
-
-/** Each YAML document as plain data, every field kept (nested under an unknown kind). */
-function rawDocuments(text: string): unknown[] {
-  return text
-    .split(/^---\s*$/m)
-    .filter((doc) => doc.replace(/#.*$/gm, '').trim() !== '')
-    .map((doc) => {
-      const indented = doc
-        .split('\n')
-        .map((l) => `  ${l}`)
-        .join('\n');
-      return loadYaml<{ doc: unknown }>(`apiVersion: raw.test/v1\nkind: Raw\ndoc:\n${indented}\n`).doc;
-    });
 }
 
 /** kubelet's $(VAR) expansion in args, from the container's literal and downward-API env. */
