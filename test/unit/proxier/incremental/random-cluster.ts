@@ -419,8 +419,9 @@ export interface EquivalenceReport {
 const TOP_CHAIN_MENTION =
   /^(:|-[ADI] )(KUBE-SERVICES|KUBE-EXTERNAL-SERVICES|KUBE-NODEPORTS|KUBE-PROXY-FIREWALL)\b/m;
 
-async function saveBoth(ipt: Iptables): Promise<string> {
-  return (await ipt.save('filter')) + (await ipt.save('nat'));
+/** One iptables-save for both tables (normalizeTables reads only filter and nat). */
+function saveBoth(ipt: Iptables): Promise<string> {
+  return ipt.saveAll();
 }
 
 /**
