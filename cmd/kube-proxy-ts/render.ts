@@ -39,7 +39,7 @@ export interface CommandIO {
   readonly stdout: { write(chunk: string): unknown };
   readonly stderr: { write(chunk: string): unknown };
   /** Read for `-f -` / `--iptables-save -`; defaults to process.stdin. */
-  readonly stdin?: AsyncIterable<string | Uint8Array>;
+  readonly stdin?: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>;
 }
 
 /** A command line the command cannot run with (exit code 2). */
