@@ -11,8 +11,9 @@
 # KEEP_CLUSTER [0], AGNHOST_IMAGE [registry.k8s.io/e2e-test-images/agnhost:2.53],
 # TIMEOUT for rollouts [180s], UDP_RECOVERY_SECONDS [10].
 #
-# Needs docker, kind and kubectl. The functions are side-effect free until main
-# runs, so tests can source this file and call render_manifest and pod_subnet_of.
+# Needs docker, kind and kubectl. Sourcing this file only defines variables and functions (main
+# runs when it is executed), so tests call render_manifest, pod_subnet_of and the *_manifest
+# functions directly (test/unit/deploy/).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
