@@ -1,0 +1,564 @@
+/**
+ * Helpers for the conntrack e2e scenarios (test/e2e/conntrack): a node from e2e.ts with an uplink,
+ * a proxy started with or without conntrack cleanup, a long-running UDP client stream whose
+ * replies are collected as they arrive, server pods whose received datagrams are recorded, and
+ * `conntrack -L` parsed inside the node namespace.
+ *
+ * The uplink. A real node has a default route; ours has none, so a datagram to an address no
+ * rule translates (a cluster IP before its Service is programmed, an external IP) is dropped by
+ * routing and its conntrack entry is never confirmed. That hides the very blackhole these tests
+ * are about: in a cluster the un-NATed datagram leaves through the default route and its entry
+ * lives on. So the node namespace gets an `uplink0` (a veth whose peer stays down) and a default
+ * route through it; what goes there is confirmed by conntrack and then discarded, as if an
+ * upstream router dropped it.
+ * Only the node namespace is touched.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import {
+  type Backend,
+  type E2ECluster,
+  endpointSliceObject,
+  type ProxyProcess,
+  type ServicePortSpec,
+  type SliceEndpoint,
+  serviceObject,
+  startE2ECluster,
+} from './e2e.ts';
+import { execInOk, run, runOk } from './netns.ts';
+import type { Pod } from './topology.ts';
+
+/** The client's fixed source port: one conntrack flow per destination. */
+export const SPORT = 12345;
+export const INTERVAL_MS = 100;
+/** The promise under test: answers from the new endpoint within this long of its update. */
+export const WINDOW_MS = 2000;
+/** How long a twin run (cleanup disabled) watches for the answers that must not come. */
+export const TWIN_OBSERVE_MS = WINDOW_MS + 1000;
+export const DISABLE_CLEANUP_FLAG = '--debug-disable-conntrack-cleanup';
+/** Where the pods listen (every Service port targets it). */
+export const TARGET_PORT = 8080;
+
+export type Mode = 'cleanup' | 'no-cleanup';
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** One scenario's result line, in the format the suite's log readers grep for. */
+export function report(scenario: string, measured: string, ms: number): void {
+  console.log(`[conntrack-e2e] ${scenario}: ${measured} (${Math.round(ms)} ms)`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// conntrack -L
+
+export interface ConntrackEntry {
+  readonly proto: string;
+  readonly src: string;
+  readonly dst: string;
+  readonly sport: number;
+  readonly dport: number;
+  readonly replySrc: string;
+  readonly replyDst: string;
+  readonly replySport: number;
+  readonly replyDport: number;
+  readonly id: string | undefined;
+  readonly line: string;
+}
+
+/** Parses one line of `conntrack -L -o id` (the original tuple first, then the reply tuple). */
+export function parseConntrackLine(line: string): ConntrackEntry | undefined {
+  const proto = /^(\w+)\s/.exec(line.trim())?.[1];
+  const all = (key: string) => [...line.matchAll(new RegExp(`\\b${key}=(\\S+)`, 'g'))].map((m) => m[1]!);
+  const src = all('src');
+  const dst = all('dst');
+  const sport = all('sport');
+  const dport = all('dport');
+  if (!proto || src.length < 2 || dst.length < 2 || sport.length < 2 || dport.length < 2) return undefined;
+  return {
+    proto,
+    src: src[0]!,
+    dst: dst[0]!,
+    sport: Number(sport[0]),
+    dport: Number(dport[0]),
+    replySrc: src[1]!,
+    replyDst: dst[1]!,
+    replySport: Number(sport[1]),
+    replyDport: Number(dport[1]),
+    id: /\bid=(\d+)/.exec(line)?.[1],
+    line: line.trim(),
+  };
+}
+
+/** The node's entries of `proto` whose original source port is `sport`. */
+export async function conntrackEntries(
+  node: string,
+  proto: 'udp' | 'sctp',
+  sport = SPORT,
+): Promise<ConntrackEntry[]> {
+  const out = await execInOk(node, [
+    'conntrack',
+    '-L',
+    '-p',
+    proto,
+    '--orig-port-src',
+    String(sport),
+    '-o',
+    'id',
+  ]);
+  return out
+    .split('\n')
+    .map(parseConntrackLine)
+    .filter((e): e is ConntrackEntry => e !== undefined);
+}
+
+/** Entries of the flow to `dst` (original destination address and port). */
+export async function flowEntries(
+  node: string,
+  dst: string,
+  dport: number,
+  proto: 'udp' | 'sctp' = 'udp',
+): Promise<ConntrackEntry[]> {
+  return (await conntrackEntries(node, proto)).filter((e) => e.dst === dst && e.dport === dport);
+}
+
+/** An entry never translated: its reply comes from the address the client sent to. */
+export function isUnNATed(e: ConntrackEntry): boolean {
+  return e.replySrc === e.dst && e.replySport === e.dport;
+}
+
+export function describeEntries(entries: readonly ConntrackEntry[]): string {
+  return entries.length === 0 ? '(no entry)' : entries.map((e) => e.line).join(' | ');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Line-oriented child processes
+
+interface JsonLine {
+  readonly t?: number;
+  readonly reply?: string;
+  readonly error?: string;
+  readonly from?: string;
+  readonly got?: string;
+}
+
+function onJsonLines(child: ChildProcess, sink: (o: JsonLine) => void): void {
+  let buf = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i = buf.indexOf('\n');
+    while (i >= 0) {
+      const line = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (line.startsWith('{')) {
+        try {
+          sink(JSON.parse(line) as JsonLine);
+        } catch {
+          // a torn line from a killed process: nothing to learn from it
+        }
+      }
+      i = buf.indexOf('\n');
+    }
+  });
+}
+
+function killAndWait(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGKILL');
+  return Promise.race([exited, sleep(5000)]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client stream
+
+export interface Reply {
+  readonly t: number;
+  readonly from: string;
+}
+
+export interface UdpStream {
+  readonly replies: readonly Reply[];
+  /** Socket errors the client saw (ICMP port unreachable from a REJECT shows as ECONNREFUSED). */
+  readonly errors: readonly { t: number; error: string }[];
+  /** Time of the first reply from `pod` at or after `since`. */
+  firstReplyFrom(pod: string, since: number): number | undefined;
+  /** Replies from `pod` within [since, until]. */
+  repliesFrom(pod: string, since: number, until?: number): Reply[];
+  /**
+   * Resolves with the time of the first reply from `pod` at or after `since`, or undefined when
+   * `deadline` (epoch ms) passes first. Event driven: no polling delay in the measurement.
+   */
+  waitForReplyFrom(pod: string, since: number, deadline: number): Promise<number | undefined>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `udp-stream` in `ns`: one datagram every INTERVAL_MS from port SPORT to `to`, bounded by
+ * `maxSeconds` (the process ends by itself even if nobody stops it).
+ */
+export function startUdpStream(
+  cluster: E2ECluster,
+  ns: string,
+  to: string,
+  opts: { sport?: number; maxSeconds?: number } = {},
+): UdpStream {
+  const count = Math.ceil(((opts.maxSeconds ?? 60) * 1000) / INTERVAL_MS);
+  const argv = cluster.traffic(ns, [
+    'udp-stream',
+    '--to',
+    to,
+    '--sport',
+    String(opts.sport ?? SPORT),
+    '--interval-ms',
+    String(INTERVAL_MS),
+    '--count',
+    String(count),
+  ]);
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
+  const replies: Reply[] = [];
+  const errors: { t: number; error: string }[] = [];
+  const waiters = new Set<() => void>();
+  onJsonLines(child, (o) => {
+    if (typeof o.reply === 'string') replies.push({ t: o.t ?? Date.now(), from: o.reply });
+    if (typeof o.error === 'string') errors.push({ t: o.t ?? Date.now(), error: o.error });
+    for (const w of waiters) w();
+  });
+  const firstReplyFrom = (pod: string, since: number) =>
+    replies.find((r) => r.from === pod && r.t >= since)?.t;
+  return {
+    replies,
+    errors,
+    firstReplyFrom,
+    repliesFrom: (pod, since, until = Number.POSITIVE_INFINITY) =>
+      replies.filter((r) => r.from === pod && r.t >= since && r.t <= until),
+    waitForReplyFrom(pod, since, deadline) {
+      return new Promise((resolve) => {
+        const check = () => {
+          const t = firstReplyFrom(pod, since);
+          if (t !== undefined || Date.now() >= deadline) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            resolve(t !== undefined && t <= deadline ? t : undefined);
+          }
+        };
+        const timer = setTimeout(check, Math.max(0, deadline - Date.now()));
+        waiters.add(check);
+        check();
+      });
+    },
+    stop: () => killAndWait(child),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server pods
+
+export interface ServerPod extends Pod {
+  /** Datagrams this pod received: source address:port and the client's sequence number. */
+  readonly received: readonly { t: number; from: string; seq: number }[];
+  readonly server: ChildProcess;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cluster
+
+export interface ConntrackCluster {
+  readonly cluster: E2ECluster;
+  readonly mode: Mode;
+  readonly backend: Backend;
+  readonly node: string;
+  /** The pod that plays the in-cluster client (10.244.1.2). */
+  readonly clientPod: Pod;
+  /** The proxy, started with `--debug-disable-conntrack-cleanup` in mode 'no-cleanup'. */
+  proxy(): ProxyProcess;
+  /** Starts the proxy and resolves after its first successful sync; returns that sync's time. */
+  startProxy(): Promise<number>;
+  /** Stops the proxy with SIGTERM (rules stay). */
+  stopProxy(): Promise<void>;
+  /** Resolves with the time of the first completed sync that started after `after`. */
+  waitForSync(after: number, timeoutMs?: number): Promise<number>;
+  /** A new pod namespace (a new IP, or `index` to reuse one) serving UDP/TCP on TARGET_PORT. */
+  addServerPod(name: string, index?: number): Promise<ServerPod>;
+  removePod(pod: Pod): Promise<void>;
+  /** Creates a Service; `clusterIP` fixed so that a client can send before it exists. */
+  createService(name: string, ports: readonly ServicePortSpec[], spec: Record<string, unknown>): void;
+  deleteService(name: string): void;
+  /** Creates or replaces the Service's one EndpointSlice; returns the time of the write. */
+  setEndpoints(
+    service: string,
+    ports: readonly ServicePortSpec[],
+    endpoints: readonly SliceEndpoint[],
+  ): number;
+  /** Streams tracked for cleanup. */
+  stream(ns: string, to: string, opts?: { sport?: number; maxSeconds?: number }): UdpStream;
+  destroy(): Promise<void>;
+}
+
+const SYNC_LOG = /"time":(\d+)[^\n]*"msg":"synced iptables rules"/g;
+
+function syncTimes(logs: string): number[] {
+  return [...logs.matchAll(SYNC_LOG)].map((m) => Number(m[1]));
+}
+
+/**
+ * A node (e2e.ts) with one client pod and the uplink described above. `mode` decides whether the
+ * proxy runs with conntrack cleanup (the product) or without it (the twin that must fail).
+ */
+export async function startConntrackCluster(opts: {
+  backend: Backend;
+  mode: Mode;
+}): Promise<ConntrackCluster> {
+  const cluster = await startE2ECluster({ pods: 1, backend: opts.backend });
+  const streams: UdpStream[] = [];
+  const servers: ChildProcess[] = [];
+  let proxy: ProxyProcess | undefined;
+  // Pod indexes (their /24) handed out in order; 1 is the client.
+  let nextIndex = 2;
+  const destroy = async () => {
+    await Promise.all(streams.map((s) => s.stop()));
+    await proxy?.stop().catch(() => {});
+    await Promise.all(servers.map(killAndWait));
+    await cluster.destroy();
+  };
+  try {
+    const node = cluster.topo.node;
+    // A veth whose peer stays down (no dummy driver on every kernel): admin-up, no carrier,
+    // so what is routed there passes POSTROUTING (conntrack confirms it) and is then dropped.
+    await runOk(['ip', '-n', node, 'link', 'add', 'uplink0', 'type', 'veth', 'peer', 'name', 'uplink0-peer']);
+    await runOk(['ip', '-n', node, 'link', 'set', 'uplink0', 'up']);
+    await runOk(['ip', '-n', node, 'route', 'add', 'default', 'dev', 'uplink0']);
+
+    const waitForSync = async (after: number, timeoutMs = 30_000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        if (!proxy) throw new Error('the proxy is not running');
+        const t = syncTimes(proxy.logs()).find((x) => x > after);
+        if (t !== undefined) return t;
+        if (proxy.child.exitCode !== null)
+          throw new Error(`the proxy exited ${proxy.child.exitCode}:\n${proxy.logs().slice(-4000)}`);
+        await sleep(25);
+      }
+      throw new Error(`no sync after ${after} within ${timeoutMs} ms:\n${proxy?.logs().slice(-4000)}`);
+    };
+    const cc: ConntrackCluster = {
+      cluster,
+      mode: opts.mode,
+      backend: opts.backend,
+      node,
+      clientPod: cluster.topo.pods[0]!,
+      proxy() {
+        if (!proxy) throw new Error('the proxy is not running');
+        return proxy;
+      },
+      async startProxy() {
+        const started = Date.now();
+        proxy = await cluster.startProxy(opts.mode === 'no-cleanup' ? [DISABLE_CLEANUP_FLAG] : []);
+        return waitForSync(started);
+      },
+      async stopProxy() {
+        const code = await proxy?.stop('SIGTERM');
+        if (code !== 0)
+          throw new Error(`the proxy exited ${code} on SIGTERM:\n${proxy?.logs().slice(-4000)}`);
+      },
+      waitForSync,
+      async addServerPod(name, index) {
+        const pod = await cluster.topo.addPod(name, index ?? nextIndex++);
+        const server = await cluster.serve(pod, TARGET_PORT);
+        servers.push(server);
+        const received: { t: number; from: string; seq: number }[] = [];
+        onJsonLines(server, (o) => {
+          const seq = /^hostname (\d+)$/.exec(o.got ?? '')?.[1];
+          if (o.from && seq) received.push({ t: o.t ?? Date.now(), from: o.from, seq: Number(seq) });
+        });
+        return { ...pod, received, server };
+      },
+      async removePod(pod) {
+        await cluster.topo.removePod(cluster.topo.pods.find((p) => p.ns === pod.ns) ?? pod);
+      },
+      createService(name, ports, spec) {
+        cluster.api.store.create('services', serviceObject(name, ports, spec));
+      },
+      deleteService(name) {
+        cluster.api.store.delete('endpointslices', 'default', `${name}-abc`);
+        cluster.api.store.delete('services', 'default', name);
+      },
+      setEndpoints(service, ports, endpoints) {
+        const obj = endpointSliceObject(service, ports, endpoints);
+        const exists = cluster.api.store
+          .list('endpointslices', { namespace: 'default' })
+          .items.some((x) => x.metadata.name === obj.metadata.name);
+        const t = Date.now();
+        if (exists) cluster.api.store.update('endpointslices', obj);
+        else cluster.api.store.create('endpointslices', obj);
+        return t;
+      },
+      stream(ns, to, o) {
+        const s = startUdpStream(cluster, ns, to, o);
+        streams.push(s);
+        return s;
+      },
+      destroy,
+    };
+    return cc;
+  } catch (err) {
+    await destroy();
+    throw err;
+  }
+}
+
+/** UDP port spec with the shared target port. */
+export function udpPort(port: number, nodePort?: number): ServicePortSpec {
+  return { name: 'udp', port, targetPort: TARGET_PORT, protocol: 'UDP', ...(nodePort ? { nodePort } : {}) };
+}
+
+/** Whether `ip netns exec` can open a socket of `proto` (the kernel may lack SCTP sockets). */
+export async function kernelSupportsSctp(ns: string): Promise<{ ok: boolean; why: string }> {
+  const r = await run(
+    ['ip', 'netns', 'exec', ns, 'socat', '-u', 'SCTP4-LISTEN:39999,bind=127.0.0.1', 'STDOUT'],
+    undefined,
+    1500,
+  );
+  // socat listening means the socket exists (killed by the timeout); an immediate failure names why.
+  if (/Protocol not supported|protocol not supported|Address family not supported/i.test(r.stderr))
+    return { ok: false, why: r.stderr.trim().split('\n').pop() ?? 'socket failed' };
+  return { ok: true, why: '' };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting and judging
+
+/** Polls the node's iptables table until a line contains every one of `parts`. */
+export async function waitForRule(
+  cc: ConntrackCluster,
+  table: 'nat' | 'filter',
+  parts: readonly string[],
+): Promise<number> {
+  return cc.cluster.waitFor(`a ${table} rule with ${parts.join(' ')}`, async () =>
+    (await cc.cluster.iptablesSave(table)).split('\n').some((l) => parts.every((p) => l.includes(p))),
+  );
+}
+
+/** Polls conntrack until the flow to dst:dport has an entry matching `pred`; returns it. */
+export async function waitForEntry(
+  cc: ConntrackCluster,
+  what: string,
+  dst: string,
+  dport: number,
+  pred: (e: ConntrackEntry) => boolean,
+  timeoutMs = 10_000,
+): Promise<ConntrackEntry> {
+  let found: ConntrackEntry | undefined;
+  await cc.cluster.waitFor(
+    what,
+    async () => {
+      found = (await flowEntries(cc.node, dst, dport)).find(pred);
+      return found !== undefined;
+    },
+    timeoutMs,
+  );
+  return found!;
+}
+
+export interface OutcomeCheck {
+  readonly cc: ConntrackCluster;
+  readonly stream: UdpStream;
+  /** The endpoint that must (cleanup) or must not (twin) answer. */
+  readonly pod: Pod;
+  /** When the change that should end the blackhole was made (or the proxy's first sync). */
+  readonly since: number;
+  readonly scenario: string;
+  /** The flow's original destination, to show its conntrack entry. */
+  readonly dst: string;
+  readonly dport: number;
+}
+
+/**
+ * The verdict of one scenario. With cleanup, the first answer from `pod` must come within
+ * WINDOW_MS of `since`. Without it (the twin), no answer from `pod` may come within
+ * TWIN_OBSERVE_MS, and the flow's entry must still lead somewhere else: the test can fail.
+ */
+export async function expectOutcome(c: OutcomeCheck): Promise<void> {
+  const { cc, stream, pod, since } = c;
+  if (cc.mode === 'cleanup') {
+    // Wait past the window so that a late answer is reported with its real latency.
+    const t = await stream.waitForReplyFrom(pod.name, since, since + WINDOW_MS + 3000);
+    if (t === undefined || t - since > WINDOW_MS) {
+      const entries = await flowEntries(cc.node, c.dst, c.dport);
+      throw new Error(
+        `${c.scenario}: ${t === undefined ? 'no answer' : `first answer after ${t - since} ms`} from ${pod.name} (${pod.ip}); ` +
+          `want one within ${WINDOW_MS} ms.\nconntrack: ${describeEntries(entries)}\nproxy log tail:\n${cc.proxy().logs().slice(-3000)}`,
+      );
+    }
+    report(c.scenario, `first answer from the new endpoint ${pod.ip} after the change`, t - since);
+    return;
+  }
+  const deadline = since + TWIN_OBSERVE_MS;
+  const t = await stream.waitForReplyFrom(pod.name, since, deadline);
+  const entries = await flowEntries(cc.node, c.dst, c.dport);
+  if (t !== undefined)
+    throw new Error(
+      `${c.scenario} (cleanup disabled): ${pod.name} answered after ${t - since} ms; the flow should stay blackholed.\n` +
+        `conntrack: ${describeEntries(entries)}`,
+    );
+  const stale = entries.filter((e) => e.replySrc !== pod.ip);
+  if (stale.length === 0)
+    throw new Error(`${c.scenario} (cleanup disabled): no stale entry left: ${describeEntries(entries)}`);
+  report(
+    `${c.scenario} [cleanup disabled]`,
+    `still blackholed, entry replies from ${stale[0]!.replySrc}:${stale[0]!.replySport}, no answer from ${pod.ip} within`,
+    Date.now() - since,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The product and its twin, side by side
+
+/** Two nodes on one backend: the proxy with conntrack cleanup, and its twin without. */
+export interface ClusterPair {
+  readonly cleanup: ConntrackCluster;
+  readonly twin: ConntrackCluster;
+}
+
+/** Starts both nodes and their proxies at once (each waits for its proxy's first sync). */
+export async function startPair(backend: Backend): Promise<ClusterPair> {
+  const [a, b] = await Promise.allSettled([
+    startConntrackCluster({ backend, mode: 'cleanup' }).then(async (cc) => {
+      await cc.startProxy().catch(async (err: unknown) => {
+        await cc.destroy();
+        throw err;
+      });
+      return cc;
+    }),
+    startConntrackCluster({ backend, mode: 'no-cleanup' }).then(async (cc) => {
+      await cc.startProxy().catch(async (err: unknown) => {
+        await cc.destroy();
+        throw err;
+      });
+      return cc;
+    }),
+  ]);
+  if (a.status === 'rejected' || b.status === 'rejected') {
+    if (a.status === 'fulfilled') await a.value.destroy();
+    if (b.status === 'fulfilled') await b.value.destroy();
+    throw a.status === 'rejected' ? a.reason : (b as PromiseRejectedResult).reason;
+  }
+  return { cleanup: a.value, twin: b.value };
+}
+
+export async function destroyPair(pair: ClusterPair | undefined): Promise<void> {
+  if (!pair) return;
+  await Promise.allSettled([pair.cleanup.destroy(), pair.twin.destroy()]);
+}
+
+/**
+ * Runs one scenario on both nodes at once and waits for both to finish, so neither is torn down
+ * under the other; the first failure is rethrown (the cleanup node's first).
+ */
+export async function onBoth(
+  pair: ClusterPair,
+  scenario: (cc: ConntrackCluster) => Promise<void>,
+): Promise<void> {
+  const results = await Promise.allSettled([scenario(pair.cleanup), scenario(pair.twin)]);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+}
