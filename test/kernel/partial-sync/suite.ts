@@ -10,12 +10,21 @@
  * `SEED=n` in the environment replays one seed.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { RestoreError } from '../../../pkg/iptables/errors.ts';
+import { chainNamesOf } from '../../../pkg/iptables/parse.ts';
 import { createIptablesRunner } from '../../../pkg/iptables/runner.ts';
 import type { Backend } from '../../../pkg/iptables/types.ts';
 import { createIncrementalRenderer } from '../../../proxier/incremental.ts';
+import { renderRules } from '../../../proxier/render.ts';
 import { fakeProxierConfig } from '../../golden/support/builders.ts';
-import { createNetns, deleteNetns, inNetns } from '../../support/netns.ts';
-import { runEquivalence } from '../../unit/proxier/incremental/random-cluster.ts';
+import { createNetns, deleteNetns, execInOk, inNetns } from '../../support/netns.ts';
+import {
+  normalizeTables,
+  RandomCluster,
+  runEquivalence,
+} from '../../unit/proxier/incremental/random-cluster.ts';
+
+const NOFLUSH = { flush: false, counters: true } as const;
 
 // The namespaces have no nfacct objects: rules naming a counter would be refused.
 const CONFIG = fakeProxierConfig('IPv4', { nfacctCounters: new Set() });
@@ -77,5 +86,53 @@ export function partialSyncSuite(backend: Backend): void {
       // About 20 s on an idle machine; the bound leaves room for a loaded one.
       120_000,
     );
+
+    it('a top-level rule removed behind our back fails the -D; reset and a full sync recover', async () => {
+      const ns = await createNetns(`pr${backend[0]}`);
+      made.add(ns);
+      const ipt = runner(ns);
+      const cluster = new RandomCluster(5, 10);
+      let key = '';
+      for (let i = 0; i < 8; i++) key = cluster.addService();
+      const renderer = createIncrementalRenderer();
+      await ipt.restoreAll(renderer.render(cluster.state(), CONFIG, { full: true }).payload, NOFLUSH);
+      renderer.commit();
+
+      // Someone empties nat KUBE-SERVICES; then the last Service goes away.
+      await execInOk(ns, [`iptables-${backend}`, '-t', 'nat', '-F', 'KUBE-SERVICES']);
+      const before = await ipt.save('nat');
+      cluster.deleteService(key);
+      const partial = renderer.render(cluster.state(), CONFIG, {
+        full: false,
+        changedServices: new Set([key]),
+      });
+      expect(partial.payload).toMatch(/^-D KUBE-SERVICES /m);
+      const err = await ipt.restoreAll(partial.payload, NOFLUSH).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(RestoreError);
+      // The nat transaction was refused as a whole: its chain deletions did not happen either.
+      expect(normalizeTables(await ipt.save('nat'))).toBe(normalizeTables(before));
+
+      // The sync loop's failure path: forget the cache, then a full sync from what is there.
+      renderer.reset();
+      const existingNatChains = new Set(chainNamesOf(await ipt.save('nat'), 'nat'));
+      const full = renderer.render(cluster.state(), CONFIG, { full: true, existingNatChains });
+      await ipt.restoreAll(full.payload, NOFLUSH);
+      renderer.commit();
+      const fresh = await createNetns(`pf${backend[0]}`);
+      made.add(fresh);
+      await runner(fresh).restoreAll(renderRules(cluster.state(), CONFIG, { full: true }).payload, NOFLUSH);
+      expect(normalizeTables(await ipt.saveAll())).toBe(normalizeTables(await runner(fresh).saveAll()));
+      // And partial syncs work again from there.
+      const next = cluster.mutate();
+      const again = renderer.render(cluster.state(), CONFIG, {
+        full: false,
+        changedServices: new Set([next.key]),
+      });
+      expect(again.mode).toBe('incremental');
+      await ipt.restoreAll(again.payload, NOFLUSH);
+    });
   });
 }

@@ -144,6 +144,12 @@ export class RandomCluster {
     return serviceKey(s.ns, s.name);
   }
 
+  /** Removes a Service (by key) if it exists. */
+  deleteService(key: ServiceKey): void {
+    const i = this.services.findIndex((s) => serviceKey(s.ns, s.name) === key);
+    if (i >= 0) this.services.splice(i, 1);
+  }
+
   private addEndpointTo(s: ServiceModel): void {
     const used = new Set(s.endpoints.map((e) => e.host));
     let host = 1 + this.int(200);
