@@ -25,14 +25,13 @@ import type { Node } from '../../pkg/k8s/schemas.ts';
 import { createLogger, type Logger } from '../../pkg/log/logger.ts';
 import { createProxyMetrics } from '../../pkg/metrics/metrics.ts';
 import { createMetricsServer } from '../../pkg/metrics/server.ts';
-import type { IPFamily } from '../../pkg/net/ip.ts';
-import { parseCIDR } from '../../pkg/net/ip.ts';
-import { applyConntrackSysctls, readTcpBeLiberal } from '../../pkg/sysctl/conntrack.ts';
+import { applyConntrackSysctls } from '../../pkg/sysctl/conntrack.ts';
+import { readTcpBeLiberal, writeSysctl } from '../../pkg/sysctl/sysctl.ts';
 import { createCanaryMonitor } from '../../proxier/canary.ts';
 import { cleanupLeftovers } from '../../proxier/cleanup.ts';
-import type { LocalDetectorConfig } from '../../proxier/localdetect.ts';
 import { Proxier } from '../../proxier/proxier.ts';
 import { localInterfaceAddresses, nodeIPsOf, proxiedFamilies } from './node-info.ts';
+import { staticRenderConfigFor } from './render-config.ts';
 
 export interface Io {
   readonly stdout: NodeJS.WritableStream;
@@ -86,30 +85,6 @@ async function runCleanup(config: ProxyConfig, backend: Backend, logger: Logger)
   return ok ? 0 : 1;
 }
 
-function localDetectorFor(
-  config: ProxyConfig,
-  family: IPFamily,
-  node: Node | undefined,
-): LocalDetectorConfig {
-  const ofFamily = (cidrs: readonly string[]) => cidrs.filter((c) => parseCIDR(c)?.family === family);
-  switch (config.detectLocalMode) {
-    case 'ClusterCIDR': {
-      const cidrs = ofFamily(config.clusterCIDRs);
-      return cidrs.length > 0 ? { mode: 'ClusterCIDR', cidrs } : { mode: 'none' };
-    }
-    case 'NodeCIDR': {
-      const podCIDRs = ofFamily(node?.spec.podCIDRs ?? (node?.spec.podCIDR ? [node.spec.podCIDR] : []));
-      return podCIDRs.length > 0 ? { mode: 'NodeCIDR', podCIDRs } : { mode: 'none' };
-    }
-    case 'BridgeInterface':
-      return { mode: 'BridgeInterface', bridgeInterface: config.bridgeInterface };
-    case 'InterfaceNamePrefix':
-      return { mode: 'InterfaceNamePrefix', interfaceNamePrefix: config.interfaceNamePrefix };
-    default:
-      return { mode: 'none' };
-  }
-}
-
 async function runProxy(config: ProxyConfig, backend: Backend, logger: Logger): Promise<number> {
   const log = logger.child({ component: 'daemon' });
   const nodeName = config.hostnameOverride;
@@ -141,6 +116,14 @@ async function runProxy(config: ProxyConfig, backend: Backend, logger: Logger): 
   await applyConntrackSysctls(config.conntrack, { numCPU: cpus().length, logger }).catch((err: unknown) =>
     log.warn({ err }, 'conntrack sysctls not applied'),
   );
+
+  if (config.iptables.localhostNodePorts) {
+    // NodePorts on 127.0.0.1 are DNATed to pod IPs, which the kernel routes from loopback only
+    // with route_localnet (upstream sets it too; KUBE-FIREWALL guards the hole it opens, #90259).
+    await writeSysctl('net/ipv4/conf/all/route_localnet', 1).catch((err: unknown) =>
+      log.warn({ err }, 'cannot set net.ipv4.conf.all.route_localnet; localhost NodePorts will not work'),
+    );
+  }
 
   // The node comes first: its IPs decide the families and the rules that name node addresses.
   let proxiers: Proxier[] = [];
@@ -192,20 +175,14 @@ async function runProxy(config: ProxyConfig, backend: Backend, logger: Logger): 
         ? { conntrack: createConntrackCleaner({ client: ctClient, family, metrics, logger }) }
         : {}),
       localAddresses: localInterfaceAddresses,
-      render: {
-        nodeName,
-        nodeIPs,
-        masqueradeBit: config.iptables.masqueradeBit,
-        masqueradeAll: config.iptables.masqueradeAll,
-        localDetector: localDetectorFor(config, family, node),
-        nodePortAddresses: config.nodePortAddresses.includes('primary')
-          ? 'primary'
-          : config.nodePortAddresses,
-        // Upstream turns localhost NodePorts off for IPv6 (they cannot work there).
-        localhostNodePorts: family === 'IPv4' && config.iptables.localhostNodePorts,
-        nfacctCounters: new Set(),
-        tcpBeLiberal,
-      },
+      render: staticRenderConfigFor(
+        config,
+        family,
+        { name: nodeName, object: node, ips: nodeIPs },
+        // nfacct counters need NFNL_SUBSYS_ACCT, not implemented yet: rules without them, as
+        // upstream writes them when the counters cannot be created.
+        { tcpBeLiberal, nfacctCounters: new Set() },
+      ),
     });
     const canary = createCanaryMonitor({
       iptables,
@@ -221,13 +198,16 @@ async function runProxy(config: ProxyConfig, backend: Backend, logger: Logger): 
   });
   if (node) for (const p of proxiers) p.onNodeUpdate(node);
 
+  const each = (fn: (p: Proxier) => void) => {
+    for (const p of proxiers) fn(p);
+  };
   const services = serviceInformer(
     kc,
     {
-      onAdd: (s) => proxiers.forEach((p) => p.onServiceUpdate(undefined, s)),
-      onUpdate: (o, s) => proxiers.forEach((p) => p.onServiceUpdate(o, s)),
-      onDelete: (s) => proxiers.forEach((p) => p.onServiceUpdate(s, undefined)),
-      onSynced: () => proxiers.forEach((p) => p.onServicesSynced()),
+      onAdd: (s) => each((p) => p.onServiceUpdate(undefined, s)),
+      onUpdate: (o, s) => each((p) => p.onServiceUpdate(o, s)),
+      onDelete: (s) => each((p) => p.onServiceUpdate(s, undefined)),
+      onSynced: () => each((p) => p.onServicesSynced()),
       onInvalid,
     },
     { logger },
@@ -235,10 +215,10 @@ async function runProxy(config: ProxyConfig, backend: Backend, logger: Logger): 
   const slices = endpointSliceInformer(
     kc,
     {
-      onAdd: (s) => proxiers.forEach((p) => p.onEndpointSliceUpdate(s, false)),
-      onUpdate: (_o, s) => proxiers.forEach((p) => p.onEndpointSliceUpdate(s, false)),
-      onDelete: (s) => proxiers.forEach((p) => p.onEndpointSliceUpdate(s, true)),
-      onSynced: () => proxiers.forEach((p) => p.onEndpointSlicesSynced()),
+      onAdd: (s) => each((p) => p.onEndpointSliceUpdate(s, false)),
+      onUpdate: (_o, s) => each((p) => p.onEndpointSliceUpdate(s, false)),
+      onDelete: (s) => each((p) => p.onEndpointSliceUpdate(s, true)),
+      onSynced: () => each((p) => p.onEndpointSlicesSynced()),
       onInvalid,
     },
     { logger },

@@ -9,20 +9,18 @@
  */
 import { main as apiserverMain } from '../../pkg/apiserver/main.ts';
 import { daemonCommand, type Io } from './daemon.ts';
+import { renderCommand } from './render.ts';
+import { traceCommand } from './trace.ts';
 
 async function dispatch(argv: string[], io: Io): Promise<number> {
   switch (argv[0]) {
     case 'apiserver':
       await apiserverMain(argv.slice(1));
       return 0;
-    case 'render': {
-      const { renderCommand } = await import('./render.ts');
+    case 'render':
       return renderCommand(argv.slice(1), io);
-    }
-    case 'trace': {
-      const { traceCommand } = await import('./trace.ts');
+    case 'trace':
       return traceCommand(argv.slice(1), io);
-    }
     default:
       return daemonCommand(argv, io);
   }

@@ -15,8 +15,7 @@
 import { ConfigError, type ProxyConfig, resolveConfig } from '../../pkg/config/index.ts';
 import { loadKubeConfig } from '../../pkg/k8s/kubeconfig.ts';
 import type { Node } from '../../pkg/k8s/schemas.ts';
-import { type IPFamily, parseCIDR, parseIP } from '../../pkg/net/ip.ts';
-import type { LocalDetectorConfig } from '../../proxier/localdetect.ts';
+import { type IPFamily, parseIP } from '../../pkg/net/ip.ts';
 import {
   NFACCT_CT_STATE_INVALID_DROPPED,
   NFACCT_LOCALHOST_NODEPORTS_ACCEPTED,
@@ -25,6 +24,7 @@ import {
 } from '../../proxier/render.ts';
 import { tablesAfterFullSync } from '../../proxier/trace/full-sync.ts';
 import { nodeIPsOf } from './node-info.ts';
+import { staticRenderConfigFor } from './render-config.ts';
 import {
   type ClusterObjects,
   familiesOf,
@@ -108,29 +108,6 @@ export async function readStdin(io: CommandIO): Promise<string> {
   return chunks.join('') + decoder.decode();
 }
 
-/** The local-traffic detector the daemon builds for `family` (see daemon.ts). */
-export function localDetectorFor(
-  config: ProxyConfig,
-  family: IPFamily,
-  node: Node | undefined,
-): LocalDetectorConfig {
-  const ofFamily = (cidrs: readonly string[]) => cidrs.filter((c) => parseCIDR(c)?.family === family);
-  switch (config.detectLocalMode) {
-    case 'ClusterCIDR': {
-      const cidrs = ofFamily(config.clusterCIDRs);
-      return cidrs.length > 0 ? { mode: 'ClusterCIDR', cidrs } : { mode: 'none' };
-    }
-    case 'NodeCIDR': {
-      const podCIDRs = ofFamily(node?.spec.podCIDRs ?? (node?.spec.podCIDR ? [node.spec.podCIDR] : []));
-      return podCIDRs.length > 0 ? { mode: 'NodeCIDR', podCIDRs } : { mode: 'none' };
-    }
-    case 'BridgeInterface':
-      return { mode: 'BridgeInterface', bridgeInterface: config.bridgeInterface };
-    case 'InterfaceNamePrefix':
-      return { mode: 'InterfaceNamePrefix', interfaceNamePrefix: config.interfaceNamePrefix };
-  }
-}
-
 export interface NodeContext {
   readonly nodeName: string;
   readonly node: Node | undefined;
@@ -153,21 +130,21 @@ export function renderConfigFor(
   settings: RenderSettings,
 ): RenderConfig {
   return {
-    family,
-    nodeName: ctx.nodeName,
-    nodeIPs: ctx.nodeIPs,
-    nodeLabels: ctx.node?.metadata.labels ?? {},
-    masqueradeBit: config.iptables.masqueradeBit,
-    masqueradeAll: config.iptables.masqueradeAll,
-    localDetector: localDetectorFor(config, family, ctx.node),
-    nodePortAddresses: config.nodePortAddresses.includes('primary') ? 'primary' : config.nodePortAddresses,
-    localAddresses: ctx.localAddresses,
-    localhostNodePorts: family === 'IPv4' && config.iptables.localhostNodePorts,
-    hasRandomFully: settings.randomFully,
-    nfacctCounters: new Set(
-      settings.nfacct ? [NFACCT_CT_STATE_INVALID_DROPPED, NFACCT_LOCALHOST_NODEPORTS_ACCEPTED] : [],
+    ...staticRenderConfigFor(
+      config,
+      family,
+      { name: ctx.nodeName, object: ctx.node, ips: ctx.nodeIPs },
+      {
+        tcpBeLiberal: config.conntrack.tcpBeLiberal,
+        nfacctCounters: new Set(
+          settings.nfacct ? [NFACCT_CT_STATE_INVALID_DROPPED, NFACCT_LOCALHOST_NODEPORTS_ACCEPTED] : [],
+        ),
+      },
     ),
-    tcpBeLiberal: config.conntrack.tcpBeLiberal,
+    family,
+    nodeLabels: ctx.node?.metadata.labels ?? {},
+    localAddresses: ctx.localAddresses,
+    hasRandomFully: settings.randomFully,
   };
 }
 
