@@ -45,7 +45,7 @@ export function startProxy(cluster: E2ECluster, extraArgs: readonly string[] = [
  * The first full sync of a proxy makes a few dozen iptables calls; on a loaded 2-core machine
  * (several suites at once) each takes up to ~0.5 s, so waits for a first sync are generous.
  */
-export const FIRST_SYNC_TIMEOUT_MS = 30_000;
+export const FIRST_SYNC_TIMEOUT_MS = 45_000;
 
 /** The time (ms since the epoch) of the first proxy log line after `fromIndex` matching `pattern`. */
 export function logTime(logs: string, pattern: RegExp, fromIndex = 0): number | undefined {
@@ -58,6 +58,16 @@ export function logTime(logs: string, pattern: RegExp, fromIndex = 0): number | 
     }
   }
   return undefined;
+}
+
+/** Awaits `p`; when it fails, prints the tail of the proxy's log first (the evidence for a report). */
+export async function withProxyLogs<T>(proxy: ProxyProcess | undefined, p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    console.log(`[e2e] proxy log tail:\n${proxy?.logs().slice(-12_000) ?? '(no proxy)'}`);
+    throw err;
+  }
 }
 
 /** Prints one scenario's measurement in the suite's format: `[e2e] <scenario>: <what> (<ms> ms)`. */

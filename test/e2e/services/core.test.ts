@@ -55,7 +55,7 @@ describe.each(['legacy', 'nft'] as const)('service core paths (%s backend)', (ba
     const ms = await waitForRule(cluster, 'nat', '"default/np:http cluster IP"');
     await waitForRule(cluster, 'filter', '"default/empty:http has no endpoints"');
     report(`${tag} start`, 'rules of 3 services in the kernel after the proxy started', ms);
-  }, 120_000);
+  }, 150_000);
 
   afterAll(async () => {
     await proxy?.stop();
