@@ -21,7 +21,14 @@
  * partial sync falls back to upstream's way, rewriting the top-level chains whole.
  */
 import { buildRestorePayload, chainLine, LineBuffer, newTableContent } from '../pkg/iptables/payload.ts';
-import type { RenderConfig, RenderOptions, RenderResult, RenderState, ServicePortRender } from './render.ts';
+import type {
+  RenderConfig,
+  RenderOptions,
+  RenderResult,
+  RenderState,
+  ServicePortRender,
+  StaticRender,
+} from './render.ts';
 import {
   compareServicePorts,
   LARGE_CLUSTER_ENDPOINTS_THRESHOLD,
@@ -223,11 +230,10 @@ export function createIncrementalRenderer(): IncrementalRenderer {
    */
   function renderIncremental(
     state: RenderState,
-    config: RenderConfig,
     opts: RenderOptions,
     c: Cache,
+    statics: StaticRender,
   ): IncrementalRenderResult | undefined {
-    const statics = renderStatic(config);
     const changed = opts.changedServices ?? new Set<ServiceKey>();
     const portsOf = new Map<ServiceKey, ServicePort[]>();
     for (const k of changed) portsOf.set(k, []);
@@ -348,13 +354,14 @@ export function createIncrementalRenderer(): IncrementalRenderer {
   return {
     render(state, config, opts) {
       pending = undefined;
-      const fingerprint = renderStatic(config).fingerprint;
+      const statics = renderStatic(config);
+      const fingerprint = statics.fingerprint;
       if (opts.full) return renderWhole(state, config, opts, 'full', fingerprint);
       if (cache === undefined || cache.fingerprint !== fingerprint) {
         return renderWhole(state, config, opts, 'rewrite', fingerprint);
       }
       return (
-        renderIncremental(state, config, opts, cache) ??
+        renderIncremental(state, opts, cache, statics) ??
         renderWhole(state, config, opts, 'rewrite', fingerprint)
       );
     },

@@ -28,6 +28,7 @@ const NOFLUSH = { flush: false, counters: true } as const;
 
 // The namespaces have no nfacct objects: rules naming a counter would be refused.
 const CONFIG = fakeProxierConfig('IPv4', { nfacctCounters: new Set() });
+const CONFIG6 = fakeProxierConfig('IPv6', { nfacctCounters: new Set() });
 const STEPS = 96;
 const CHECK_EVERY = 6;
 
@@ -47,8 +48,8 @@ export function partialSyncSuite(backend: Backend): void {
       for (const ns of made) await deleteNetns(ns);
     });
 
-    const runner = (ns: string) =>
-      createIptablesRunner({ family: 'IPv4', backend, execPrefix: inNetns(ns, []) });
+    const runner = (ns: string, family: 'IPv4' | 'IPv6' = 'IPv4') =>
+      createIptablesRunner({ family, backend, execPrefix: inNetns(ns, []) });
 
     it.each(seeds(backend))(
       `seed %i: ${STEPS} syncs over up to 20 services`,
@@ -86,6 +87,34 @@ export function partialSyncSuite(backend: Backend): void {
       // About 20 s on an idle machine; the bound leaves room for a loaded one.
       120_000,
     );
+
+    it('IPv6 (ip6tables-restore), seed 606: 30 syncs over up to 12 services', async () => {
+      const ns = await createNetns(`p6${backend[0]}`);
+      made.add(ns);
+      const report = await runEquivalence({
+        seed: 606,
+        steps: 30,
+        checkEvery: 6,
+        maxServices: 12,
+        config: CONFIG6,
+        renderer: createIncrementalRenderer(),
+        partial: runner(ns, 'IPv6'),
+        fresh: async () => {
+          const fresh = await createNetns(`pf${backend[0]}`);
+          made.add(fresh);
+          return {
+            ipt: runner(fresh, 'IPv6'),
+            dispose: async () => {
+              await deleteNetns(fresh);
+              made.delete(fresh);
+            },
+          };
+        },
+      });
+      expect(report.failure).toBeUndefined();
+      expect(report.checks).toBe(5);
+      expect(report.modes).toEqual({ full: 1, rewrite: 0, incremental: 30 });
+    }, 60_000);
 
     it('a top-level rule removed behind our back fails the -D; reset and a full sync recover', async () => {
       const ns = await createNetns(`pr${backend[0]}`);

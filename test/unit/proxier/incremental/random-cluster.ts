@@ -6,6 +6,7 @@
 
 import { parseDump } from '../../../../pkg/iptables/parse.ts';
 import type { Iptables } from '../../../../pkg/iptables/types.ts';
+import { parseIP } from '../../../../pkg/net/ip.ts';
 import type { IncrementalRenderer, RenderMode } from '../../../../proxier/incremental.ts';
 import type { RenderConfig, RenderResult, RenderState } from '../../../../proxier/render.ts';
 import { renderRules } from '../../../../proxier/render.ts';
@@ -74,11 +75,16 @@ const IPV4: Addresses = {
   ranges: ['203.0.113.0/25', '192.168.0.0/24'],
 };
 
+/** RFC 5952 text, as the change trackers hand addresses to the renderer. */
+function canonical(ip: string): string {
+  return parseIP(ip)!.text;
+}
+
 const IPV6: Addresses = {
-  clusterIP: (i) => `fd00:30::${(i + 1).toString(16)}`,
-  externalIP: (i, n) => `2001:db8:99:${n}::${i.toString(16)}`,
-  vip: (i, n) => `2001:db8:56:${i.toString(16)}::${n + 1}`,
-  endpoint: (i, host) => `fd00:10::${i.toString(16)}:${host.toString(16)}`,
+  clusterIP: (i) => canonical(`fd00:30::${(i + 1).toString(16)}`),
+  externalIP: (i, n) => canonical(`2001:db8:99:${n}::${i.toString(16)}`),
+  vip: (i, n) => canonical(`2001:db8:56:${i.toString(16)}::${n + 1}`),
+  endpoint: (i, host) => canonical(`fd00:10::${i.toString(16)}:${host.toString(16)}`),
   ranges: ['2001:db8:113::/64', '2001:db8::/64'],
 };
 
