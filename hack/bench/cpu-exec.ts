@@ -1,0 +1,49 @@
+/**
+ * An Exec (pkg/iptables/exec.ts) that also measures the CPU time (user + system) of each command
+ * through GNU time. On a busy machine the wall time of a restore says as much about the other
+ * processes as about the restore; its CPU time does not. `ip netns exec` execs the command in
+ * place, so the measured process is the iptables binary itself. GNU time reports hundredths of a
+ * second.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Exec, spawnExec } from '../../pkg/iptables/exec.ts';
+
+export const GNU_TIME = '/usr/bin/time';
+
+export interface CpuTimingExec {
+  readonly exec: Exec;
+  /** CPU milliseconds of the last command that finished, undefined when unknown. */
+  lastCpuMs(): number | undefined;
+  /** Removes the scratch directory. */
+  close(): void;
+}
+
+/** `%U %S` as GNU time writes it (seconds, two decimals) → milliseconds. */
+export function parseGnuTime(text: string): number | undefined {
+  const lines = text.trim().split('\n');
+  const m = /^(\d+(?:\.\d+)?) (\d+(?:\.\d+)?)$/.exec(lines[lines.length - 1] ?? '');
+  if (!m) return undefined;
+  return Math.round((Number(m[1]) + Number(m[2])) * 1000);
+}
+
+export function createCpuTimingExec(): CpuTimingExec {
+  const dir = mkdtempSync(join(tmpdir(), 'kpt-bench-time-'));
+  const out = join(dir, 'time');
+  let last: number | undefined;
+  return {
+    async exec(argv, opts) {
+      last = undefined;
+      const r = await spawnExec([GNU_TIME, '-o', out, '-f', '%U %S', ...argv], opts);
+      try {
+        last = parseGnuTime(readFileSync(out, 'utf8'));
+      } catch {
+        last = undefined;
+      }
+      return r;
+    },
+    lastCpuMs: () => last,
+    close: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
