@@ -12,6 +12,7 @@
  * duration is reported (latencyPollMs) since it bounds the measurement's resolution.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { endpointChainName } from '../../proxier/chains.ts';
 import { type Backend, type E2ECluster, REPO, startE2ECluster } from '../../test/support/e2e.ts';
@@ -53,6 +54,15 @@ export interface LatencyResult {
   readonly minSyncPeriodMs: number;
   readonly initialSyncMs: number;
   readonly daemonRssMB: number | null;
+  /**
+   * How the daemon's partial syncs render, read from proxier.ts when the run started: 'incremental'
+   * once the sync loop uses the incremental renderer, else 'rewrite' (upstream's KEP-3453 way).
+   */
+  readonly daemonPartialRender: 'incremental' | 'rewrite';
+}
+
+export function daemonPartialRender(proxierSource: string): 'incremental' | 'rewrite' {
+  return /createIncrementalRenderer\s*\(/.test(proxierSource) ? 'incremental' : 'rewrite';
 }
 
 function sleep(ms: number): Promise<void> {
@@ -135,6 +145,7 @@ export async function measureLatency(o: LatencyOptions): Promise<LatencyResult> 
       // nf_conntrack_max is machine-wide: the daemon must not ask for it.
       '--conntrack-max-per-core=0',
     ];
+    const renderMode = daemonPartialRender(readFileSync(join(REPO, 'proxier/proxier.ts'), 'utf8'));
     const started = performance.now();
     daemon = spawn('ip', inNetns(c.topo.node, args).slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (d: Buffer) => {
@@ -170,6 +181,7 @@ export async function measureLatency(o: LatencyOptions): Promise<LatencyResult> 
       minSyncPeriodMs: o.minSyncPeriodMs,
       initialSyncMs: round1(initialSyncMs),
       daemonRssMB,
+      daemonPartialRender: renderMode,
     };
   } finally {
     await teardown();

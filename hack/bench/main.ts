@@ -365,7 +365,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             });
             latency = {
               ...l,
-              latencyNote: `real daemon (from source), ${l.latencyChanges} sequential EndpointSlice updates, each polled with iptables -S of the new KUBE-SEP chain; first full sync took ${l.initialSyncMs} ms; daemon peak RSS ${l.daemonRssMB} MB`,
+              latencyNote: `real daemon (from source), ${l.latencyChanges} sequential EndpointSlice updates, each polled with iptables -S of the new KUBE-SEP chain; first full sync took ${l.initialSyncMs} ms; daemon peak RSS ${l.daemonRssMB} MB; daemon partial syncs: ${l.daemonPartialRender}`,
             };
           } catch (e) {
             latency = { latencyNote: `latency run failed: ${(e as Error).message.split('\n')[0]}` };

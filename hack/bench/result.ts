@@ -194,7 +194,8 @@ export function checkTargets(lines: readonly BenchLine[]): TargetCheck[] {
     const stale = num(ct, 'conntrackStale') ?? 0;
     const dumps = num(ct, 'conntrackDumpRequests');
     const deletes = num(ct, 'conntrackDeleteRequests');
-    const met = entries >= 100_000 && ms < 1000 && dumps === 1 && deletes === stale;
+    // The target is about 100,000 entries; a smaller (--quick) run cannot meet or miss it.
+    const met = entries < 100_000 ? null : ms < 1000 && dumps === 1 && deletes === stale;
     out.push({
       target: 'conntrack: 100k entries, cleanup < 1 s, 1 dump + 1 delete per stale entry',
       services: 0,
