@@ -81,6 +81,10 @@ export function partialSyncSuite(backend: Backend): void {
         expect(report.modes).toEqual({ full: 1, rewrite: 0, incremental: STEPS });
         // Some syncs only changed endpoints: their payloads left the top-level chains alone.
         expect(report.untouchedTopLevel).toBeGreaterThan(0);
+        // And others edited the top-level chains in both tables, rule by rule.
+        expect(report.edits.filterDeletes).toBeGreaterThan(0);
+        expect(report.edits.natDeletes).toBeGreaterThan(0);
+        expect(report.edits.inserts).toBeGreaterThan(0);
         await deleteNetns(ns);
         made.delete(ns);
       },

@@ -30,6 +30,10 @@ describe('incremental partial syncs equal a full render (fake iptables)', () => 
     // chains alone entirely (only endpoints changed).
     expect(report.modes).toEqual({ full: 1, rewrite: 0, incremental: 300 });
     expect(report.untouchedTopLevel).toBeGreaterThan(20);
+    // And others edited the top-level chains in both tables, rule by rule.
+    expect(report.edits.filterDeletes).toBeGreaterThan(0);
+    expect(report.edits.natDeletes).toBeGreaterThan(0);
+    expect(report.edits.inserts).toBeGreaterThan(0);
   });
 
   it('IPv6, seed 7: 200 syncs over up to 12 services', async () => {

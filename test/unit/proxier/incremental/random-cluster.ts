@@ -424,10 +424,13 @@ export interface EquivalenceReport {
   readonly modes: Record<RenderMode, number>;
   /** Syncs whose payload did not mention a top-level chain. */
   readonly untouchedTopLevel: number;
+  /** Top-level edits applied: `-D` lines per table, and `-I`/`-A` lines of top-level chains. */
+  readonly edits: { readonly filterDeletes: number; readonly natDeletes: number; readonly inserts: number };
   /** undefined when every comparison matched. */
   readonly failure?: string;
 }
 
+const TOP_CHAIN_INSERT = /^-[AI] (KUBE-SERVICES|KUBE-EXTERNAL-SERVICES|KUBE-NODEPORTS|KUBE-PROXY-FIREWALL) /;
 const TOP_CHAIN_MENTION =
   /^(:|-[ADI] )(KUBE-SERVICES|KUBE-EXTERNAL-SERVICES|KUBE-NODEPORTS|KUBE-PROXY-FIREWALL)\b/m;
 
@@ -450,12 +453,20 @@ export async function runEquivalence(o: EquivalenceOptions): Promise<Equivalence
   const history: string[] = [];
   let checks = 0;
   let untouchedTopLevel = 0;
+  const edits = { filterDeletes: 0, natDeletes: 0, inserts: 0 };
+  const countEdits = (r: RenderResult): void => {
+    edits.filterDeletes += r.filter.rules.lines.filter((l) => l.startsWith('-D ')).length;
+    edits.natDeletes += r.nat.rules.lines.filter((l) => l.startsWith('-D ')).length;
+    for (const t of [r.filter, r.nat])
+      edits.inserts += t.rules.lines.filter((l) => TOP_CHAIN_INSERT.test(l)).length;
+  };
 
   const fail = (step: number, why: string): EquivalenceReport => ({
     syncs: step,
     checks,
     modes,
     untouchedTopLevel,
+    edits,
     failure: `seed ${o.seed}, sync ${step}: ${why}\nlast changes:\n  ${history.slice(-12).join('\n  ')}`,
   });
 
@@ -480,6 +491,7 @@ export async function runEquivalence(o: EquivalenceOptions): Promise<Equivalence
     const r = o.renderer.render(state, o.config, { full: false, changedServices: changed });
     modes[r.mode]++;
     if (!TOP_CHAIN_MENTION.test(r.payload)) untouchedTopLevel++;
+    if (r.mode === 'incremental') countEdits(r);
     try {
       await apply(r);
     } catch (e) {
@@ -507,7 +519,7 @@ export async function runEquivalence(o: EquivalenceOptions): Promise<Equivalence
       await fresh.dispose();
     }
   }
-  return { syncs: o.steps, checks, modes, untouchedTopLevel };
+  return { syncs: o.steps, checks, modes, untouchedTopLevel, edits };
 }
 
 /** Lines only in `want` (-) or only in `have` (+), as a multiset difference. */
