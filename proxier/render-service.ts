@@ -1,8 +1,9 @@
 /**
  * The rules of one service port, in upstream's order (writeServiceToEndpointRules and the body of
  * syncProxyRules' service loop): first the top-level rules (nat KUBE-SERVICES / KUBE-NODEPORTS
- * jumps, filter REJECT/DROP/ACCEPT), which every sync rewrites, then the per-service chains (EXT,
- * FW, SVC, SVL, SEP), which a partial sync writes only for changed services.
+ * jumps, filter REJECT/DROP/ACCEPT), which full and upstream-style partial syncs rewrite whole and
+ * incremental syncs edit rule by rule (incremental.ts), then the per-service chains (EXT, FW, SVC,
+ * SVL, SEP), which a partial sync writes only for changed services.
  */
 import { chainLine, comment } from '../pkg/iptables/payload.ts';
 import type { ParsedIP } from '../pkg/net/ip.ts';
@@ -63,7 +64,7 @@ export interface ServiceRenderContext {
 
 export interface ServiceSinks {
   readonly filterRules: RuleSink;
-  /** nat rules of top-level chains (KUBE-SERVICES, KUBE-NODEPORTS): always written. */
+  /** nat rules of top-level chains (KUBE-SERVICES, KUBE-NODEPORTS): rendered for every sync. */
   readonly topNatRules: RuleSink;
   /** Per-service chain lines and rules: real buffers, or discard sinks when skipped. */
   readonly natChains: RuleSink;

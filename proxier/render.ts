@@ -106,8 +106,8 @@ export interface RenderOptions {
    */
   readonly existingNatChains?: ReadonlySet<string>;
   /**
-   * Called once per service port, in render order, with that port's top-level rules (written on
-   * every sync) and the size of its own chains. The incremental renderer builds its cache from it.
+   * Called once per service port, in render order, with that port's top-level rules (written
+   * whole by this function on every sync) and the size of its own chains. The incremental renderer builds its cache from it.
    */
   readonly onServicePort?: (rendered: ServicePortRender) => void;
 }
