@@ -37,6 +37,10 @@ export const TWIN_OBSERVE_MS = WINDOW_MS + 1000;
 export const DISABLE_CLEANUP_FLAG = '--debug-disable-conntrack-cleanup';
 /** Where the pods listen (every Service port targets it). */
 export const TARGET_PORT = 8080;
+/** Bound on a proxy's start up to its first sync. */
+export const START_TIMEOUT_MS = 90_000;
+/** Hook timeout for starting a pair of nodes. */
+export const SETUP_TIMEOUT_MS = 200_000;
 
 export type Mode = 'cleanup' | 'no-cleanup';
 
@@ -90,36 +94,32 @@ export function parseConntrackLine(line: string): ConntrackEntry | undefined {
   };
 }
 
-/** The node's entries of `proto` whose original source port is `sport`. */
-export async function conntrackEntries(
-  node: string,
-  proto: 'udp' | 'sctp',
-  sport = SPORT,
-): Promise<ConntrackEntry[]> {
-  const out = await execInOk(node, [
-    'conntrack',
-    '-L',
-    '-p',
-    proto,
-    '--orig-port-src',
-    String(sport),
-    '-o',
-    'id',
-  ]);
-  return out
-    .split('\n')
-    .map(parseConntrackLine)
-    .filter((e): e is ConntrackEntry => e !== undefined);
-}
-
-/** Entries of the flow to `dst` (original destination address and port). */
+/**
+ * The node's entries of `proto` whose original destination is `dst:dport`. Every scenario sends
+ * to its own frontend, so this is the scenario's flow (with its source port fixed, one entry).
+ */
 export async function flowEntries(
   node: string,
   dst: string,
   dport: number,
   proto: 'udp' | 'sctp' = 'udp',
 ): Promise<ConntrackEntry[]> {
-  return (await conntrackEntries(node, proto)).filter((e) => e.dst === dst && e.dport === dport);
+  const out = await execInOk(node, [
+    'conntrack',
+    '-L',
+    '-p',
+    proto,
+    '--orig-dst',
+    dst,
+    '--orig-port-dst',
+    String(dport),
+    '-o',
+    'id',
+  ]);
+  return out
+    .split('\n')
+    .map(parseConntrackLine)
+    .filter((e): e is ConntrackEntry => e !== undefined && e.dst === dst && e.dport === dport);
 }
 
 /** An entry never translated: its reply comes from the address the client sent to. */
@@ -268,16 +268,21 @@ export interface ConntrackCluster {
   readonly mode: Mode;
   readonly backend: Backend;
   readonly node: string;
-  /** The pod that plays the in-cluster client (10.244.1.2). */
-  readonly clientPod: Pod;
   /** The proxy, started with `--debug-disable-conntrack-cleanup` in mode 'no-cleanup'. */
   proxy(): ProxyProcess;
   /** Starts the proxy and resolves after its first successful sync; returns that sync's time. */
   startProxy(): Promise<number>;
   /** Stops the proxy with SIGTERM (rules stay). */
   stopProxy(): Promise<void>;
+  /** End times of the running proxy's completed syncs (from its log). */
+  syncTimes(): number[];
   /** Resolves with the time of the first completed sync that started after `after`. */
   waitForSync(after: number, timeoutMs?: number): Promise<number>;
+  /**
+   * A pod that only sends: one per scenario, so that concurrent scenarios can all use the fixed
+   * source port SPORT without sharing a socket.
+   */
+  addClientPod(name: string): Promise<Pod>;
   /** A new pod namespace (a new IP, or `index` to reuse one) serving UDP/TCP on TARGET_PORT. */
   addServerPod(name: string, index?: number): Promise<ServerPod>;
   removePod(pod: Pod): Promise<void>;
@@ -309,12 +314,12 @@ export async function startConntrackCluster(opts: {
   backend: Backend;
   mode: Mode;
 }): Promise<ConntrackCluster> {
-  const cluster = await startE2ECluster({ pods: 1, backend: opts.backend });
+  const cluster = await startE2ECluster({ pods: 0, backend: opts.backend });
   const streams: UdpStream[] = [];
   const servers: ChildProcess[] = [];
   let proxy: ProxyProcess | undefined;
-  // Pod indexes (their /24) handed out in order; 1 is the client.
-  let nextIndex = 2;
+  // Pod indexes (their /24) handed out in order.
+  let nextIndex = 1;
   const destroy = async () => {
     await Promise.all(streams.map((s) => s.stop()));
     await proxy?.stop().catch(() => {});
@@ -346,7 +351,6 @@ export async function startConntrackCluster(opts: {
       mode: opts.mode,
       backend: opts.backend,
       node,
-      clientPod: cluster.topo.pods[0]!,
       proxy() {
         if (!proxy) throw new Error('the proxy is not running');
         return proxy;
@@ -354,7 +358,8 @@ export async function startConntrackCluster(opts: {
       async startProxy() {
         const started = Date.now();
         proxy = await cluster.startProxy(opts.mode === 'no-cleanup' ? [DISABLE_CLEANUP_FLAG] : []);
-        return waitForSync(started);
+        // Generous: a cold start loads Node and ~40 iptables calls, slow on a busy 2-core box.
+        return waitForSync(started, START_TIMEOUT_MS);
       },
       async stopProxy() {
         const code = await proxy?.stop('SIGTERM');
@@ -362,7 +367,17 @@ export async function startConntrackCluster(opts: {
           throw new Error(`the proxy exited ${code} on SIGTERM:\n${proxy?.logs().slice(-4000)}`);
       },
       waitForSync,
+      syncTimes: () => (proxy ? syncTimes(proxy.logs()) : []),
+      addClientPod: (name) => cluster.topo.addPod(name, nextIndex++),
       async addServerPod(name, index) {
+        if (index !== undefined) {
+          // Reusing an IP: the old pod's veth goes away with its namespace, which the kernel
+          // tears down in the background; wait for it before wiring the new one.
+          await cluster.waitFor(`veth-p${index} to go`, async () => {
+            const r = await run(['ip', '-n', node, 'link', 'show', `veth-p${index}`]);
+            return r.code !== 0;
+          });
+        }
         const pod = await cluster.topo.addPod(name, index ?? nextIndex++);
         const server = await cluster.serve(pod, TARGET_PORT);
         servers.push(server);
@@ -405,6 +420,11 @@ export async function startConntrackCluster(opts: {
     await destroy();
     throw err;
   }
+}
+
+/** The /24 index of a pod address 10.244.N.2. */
+export function podIndex(pod: Pod): number {
+  return Number(pod.ip.split('.')[2]);
 }
 
 /** UDP port spec with the shared target port. */
@@ -490,7 +510,9 @@ export async function expectOutcome(c: OutcomeCheck): Promise<void> {
           `want one within ${WINDOW_MS} ms.\nconntrack: ${describeEntries(entries)}\nproxy log tail:\n${cc.proxy().logs().slice(-3000)}`,
       );
     }
-    report(c.scenario, `first answer from the new endpoint ${pod.ip} after the change`, t - since);
+    const sync = cc.syncTimes().find((x) => x >= since);
+    const syncNote = sync === undefined ? '' : `, proxy sync done at +${sync - since} ms`;
+    report(c.scenario, `first answer from the new endpoint ${pod.ip} after the change${syncNote}`, t - since);
     return;
   }
   const deadline = since + TWIN_OBSERVE_MS;
@@ -561,4 +583,49 @@ export async function onBoth(
 ): Promise<void> {
   const results = await Promise.allSettled([scenario(pair.cleanup), scenario(pair.twin)]);
   for (const r of results) if (r.status === 'rejected') throw r.reason;
+}
+
+export interface HealthyFlow {
+  readonly stream: UdpStream;
+  /** The pod that answered first (the flow's endpoint). */
+  readonly pod: Pod;
+  /** The flow's conntrack entry, DNATed to `pod`. */
+  readonly entry: ConntrackEntry;
+}
+
+/**
+ * Creates the Service and its slice, waits until the rules DNAT to `pods[0]`, then streams from
+ * `clientNs` to `dst:dport` until one of `pods` answers: a healthy flow with its entry.
+ */
+export async function healthyFlow(
+  cc: ConntrackCluster,
+  o: {
+    service: string;
+    ports: readonly ServicePortSpec[];
+    spec: Record<string, unknown>;
+    endpoints: readonly SliceEndpoint[];
+    pods: readonly Pod[];
+    clientNs: string;
+    dst: string;
+    dport: number;
+    sport?: number;
+  },
+): Promise<HealthyFlow> {
+  cc.createService(o.service, o.ports, o.spec);
+  cc.setEndpoints(o.service, o.ports, o.endpoints);
+  await waitForRule(cc, 'nat', ['-j DNAT', `--to-destination ${o.pods[0]!.ip}:${TARGET_PORT}`]);
+  const stream = cc.stream(o.clientNs, `${o.dst}:${o.dport}`, o.sport ? { sport: o.sport } : {});
+  const started = Date.now();
+  await cc.cluster.waitFor(`an answer from ${o.pods.map((p) => p.name).join(' or ')}`, async () =>
+    o.pods.some((p) => stream.firstReplyFrom(p.name, started) !== undefined),
+  );
+  const pod = o.pods.find((p) => stream.firstReplyFrom(p.name, started) !== undefined)!;
+  const entry = await waitForEntry(
+    cc,
+    `the entry DNATed to ${pod.ip}`,
+    o.dst,
+    o.dport,
+    (e) => e.replySrc === pod.ip,
+  );
+  return { stream, pod, entry };
 }

@@ -19,6 +19,8 @@ import {
   expectOutcome,
   isUnNATed,
   onBoth,
+  SETUP_TIMEOUT_MS,
+  SPORT,
   startPair,
   udpPort,
   waitForEntry,
@@ -30,6 +32,8 @@ interface Case {
   readonly scenario: string;
   readonly service: string;
   readonly client: 'pod' | 'outside';
+  /** Fixed per flow; the two outside cases share the one client namespace, so they differ. */
+  readonly sport: number;
   readonly dst: string;
   readonly dport: number;
   readonly ports: ReturnType<typeof udpPort>[];
@@ -45,6 +49,7 @@ const CASES: readonly Case[] = [
     scenario: 'empty→serving ClusterIP',
     service: 'cip',
     client: 'pod',
+    sport: SPORT,
     dst: '10.96.101.1',
     dport: 53,
     ports: [udpPort(53)],
@@ -55,6 +60,7 @@ const CASES: readonly Case[] = [
     scenario: 'empty→serving NodePort',
     service: 'np',
     client: 'outside',
+    sport: SPORT,
     dst: NODE_IP,
     dport: 30053,
     ports: [udpPort(53, 30053)],
@@ -67,6 +73,7 @@ const CASES: readonly Case[] = [
     scenario: 'empty→serving external IP',
     service: 'eip',
     client: 'outside',
+    sport: SPORT + 1,
     dst: EXTERNAL_IP,
     dport: 53,
     ports: [udpPort(53)],
@@ -81,8 +88,9 @@ const CASES: readonly Case[] = [
  */
 async function emptyToServing(cc: ConntrackCluster, c: Case): Promise<void> {
   const pod = await cc.addServerPod(`${c.service}-a`);
-  const clientNs = c.client === 'pod' ? cc.clientPod.ns : cc.cluster.topo.client;
-  const stream = cc.stream(clientNs, `${c.dst}:${c.dport}`);
+  const clientNs =
+    c.client === 'pod' ? (await cc.addClientPod(`${c.service}-client`)).ns : cc.cluster.topo.client;
+  const stream = cc.stream(clientNs, `${c.dst}:${c.dport}`, { sport: c.sport });
   const entry = await waitForEntry(cc, 'the un-NATed entry', c.dst, c.dport, isUnNATed);
   expect(isUnNATed(entry)).toBe(true);
 
@@ -109,12 +117,12 @@ async function emptyToServing(cc: ConntrackCluster, c: Case): Promise<void> {
   await stream.stop();
 }
 
-describe.each(['legacy', 'nft'] as const)('UDP empty → serving (%s backend)', (backend) => {
+describe.concurrent.each(['legacy', 'nft'] as const)('UDP empty → serving (%s backend)', (backend) => {
   let pair: ClusterPair | undefined;
 
   beforeAll(async () => {
     pair = await startPair(backend);
-  }, 120_000);
+  }, SETUP_TIMEOUT_MS);
 
   afterAll(async () => {
     await destroyPair(pair);

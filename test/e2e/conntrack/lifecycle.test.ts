@@ -1,0 +1,220 @@
+/**
+ * Service and endpoint lifecycles that upstream got wrong after PR #48524, each with real UDP
+ * traffic from one client source port, each run side by side with and without conntrack cleanup
+ * (one backend: the rules involved are the same on both, and frontends.test covers both):
+ *
+ * - scale to zero and back (#139628): the pod IP returns, or a different one comes;
+ * - the Service deleted while the client sends, then re-created with the same cluster IP
+ *   (#141371);
+ * - endpoints published unready (ready=false, serving=false), then ready (#105657);
+ * - internalTrafficPolicy Local, the only local endpoint replaced while a remote one stays
+ *   (#126934: the Service never looks empty cluster-wide, only locally).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type ClusterPair,
+  type ConntrackCluster,
+  destroyPair,
+  expectOutcome,
+  flowEntries,
+  healthyFlow,
+  isUnNATed,
+  onBoth,
+  podIndex,
+  report,
+  SETUP_TIMEOUT_MS,
+  startPair,
+  TWIN_OBSERVE_MS,
+  udpPort,
+  WINDOW_MS,
+  waitForEntry,
+  waitForRule,
+} from '../../support/e2e-udp.ts';
+
+const BACKEND = 'nft';
+const PORTS = [udpPort(53)];
+
+/**
+ * The slice has just been emptied under a flow DNATed to `oldIP`. With cleanup the entry must be
+ * gone within WINDOW_MS (#139628: a one-way sender must not keep feeding a dead pod IP while
+ * nothing replaces it; its next datagram meets the REJECT rule instead). Without cleanup it
+ * stays for all of TWIN_OBSERVE_MS.
+ */
+async function expectZeroPeriod(
+  cc: ConntrackCluster,
+  scenario: string,
+  dst: string,
+  oldIP: string,
+  since: number,
+) {
+  const toOld = async () => (await flowEntries(cc.node, dst, 53)).filter((e) => e.replySrc === oldIP);
+  if (cc.mode === 'cleanup') {
+    await cc.cluster.waitFor(
+      `the entry DNATed to ${oldIP} to go`,
+      async () => (await toOld()).length === 0,
+      Math.max(0, since + WINDOW_MS - Date.now()),
+    );
+    report(scenario, `entry DNATed to the removed ${oldIP} gone after the slice emptied`, Date.now() - since);
+    return;
+  }
+  const deadline = since + TWIN_OBSERVE_MS;
+  while (Date.now() < deadline) {
+    expect((await toOld()).length, `the twin keeps the entry to ${oldIP}`).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  report(
+    `${scenario} [cleanup disabled]`,
+    `entry DNATed to the removed ${oldIP} still there`,
+    Date.now() - since,
+  );
+}
+
+async function scaleToZeroAndBack(cc: ConntrackCluster, o: { sameIP: boolean }): Promise<void> {
+  const service = o.sameIP ? 'zero-same' : 'zero-new';
+  const clusterIP = o.sameIP ? '10.96.103.1' : '10.96.103.2';
+  const scenario = `${cc.backend} scale to zero and back (${o.sameIP ? 'same pod IP' : 'new pod IP'})`;
+  const old = await cc.addServerPod(`${service}-a`);
+  const { stream } = await healthyFlow(cc, {
+    service,
+    ports: PORTS,
+    spec: { clusterIP },
+    endpoints: [{ ip: old.ip }],
+    pods: [old],
+    clientNs: (await cc.addClientPod(`${service}-client`)).ns,
+    dst: clusterIP,
+    dport: 53,
+  });
+
+  await cc.removePod(old);
+  const zero = cc.setEndpoints(service, PORTS, []);
+  await expectZeroPeriod(cc, scenario, clusterIP, old.ip, zero);
+
+  const pod = await cc.addServerPod(`${service}-b`, o.sameIP ? podIndex(old) : undefined);
+  expect(pod.ip === old.ip).toBe(o.sameIP);
+  const since = cc.setEndpoints(service, PORTS, [{ ip: pod.ip }]);
+  if (!o.sameIP) {
+    await expectOutcome({ cc, stream, pod, since, scenario, dst: clusterIP, dport: 53 });
+  } else {
+    // The same IP back: the old entry (kept by the twin) leads there again, so both nodes must
+    // answer; what told them apart was the zero period above.
+    const t = await stream.waitForReplyFrom(pod.name, since, since + WINDOW_MS + 3000);
+    expect(t, `an answer from ${pod.name} (${pod.ip})`).toBeDefined();
+    expect(t! - since).toBeLessThanOrEqual(WINDOW_MS);
+    report(
+      `${scenario}${cc.mode === 'cleanup' ? '' : ' [cleanup disabled]'}`,
+      `first answer from ${pod.ip} again`,
+      t! - since,
+    );
+  }
+  await stream.stop();
+}
+
+async function serviceDeletedAndRecreated(cc: ConntrackCluster): Promise<void> {
+  const service = 'gone';
+  const clusterIP = '10.96.103.3';
+  const scenario = `${cc.backend} service deleted while sending, re-created with the same cluster IP`;
+  const old = await cc.addServerPod(`${service}-a`);
+  const { stream } = await healthyFlow(cc, {
+    service,
+    ports: PORTS,
+    spec: { clusterIP },
+    endpoints: [{ ip: old.ip }],
+    pods: [old],
+    clientNs: (await cc.addClientPod(`${service}-client`)).ns,
+    dst: clusterIP,
+    dport: 53,
+  });
+
+  // The old pod keeps running (it belonged to the old Service and may serve something else now).
+  cc.deleteService(service);
+  await cc.cluster.waitFor(
+    'the deleted Service to leave the rules',
+    async () => !(await cc.cluster.iptablesSave('nat')).includes(`"default/${service}:udp`),
+  );
+  const pod = await cc.addServerPod(`${service}-b`);
+  const since = Date.now();
+  cc.createService(service, PORTS, { clusterIP });
+  cc.setEndpoints(service, PORTS, [{ ip: pod.ip }]);
+  await expectOutcome({ cc, stream, pod, since, scenario, dst: clusterIP, dport: 53 });
+  await stream.stop();
+}
+
+async function unreadyThenReady(cc: ConntrackCluster): Promise<void> {
+  const service = 'unready';
+  const clusterIP = '10.96.103.4';
+  const scenario = `${cc.backend} endpoints created unready, then ready`;
+  const pod = await cc.addServerPod(`${service}-a`);
+  // The client starts first, so its entry is un-NATed (see empty-to-serving.test.ts).
+  const client = await cc.addClientPod(`${service}-client`);
+  const stream = cc.stream(client.ns, `${clusterIP}:53`);
+  await waitForEntry(cc, 'the un-NATed entry', clusterIP, 53, isUnNATed);
+
+  cc.createService(service, PORTS, { clusterIP });
+  cc.setEndpoints(service, PORTS, [{ ip: pod.ip, ready: false, serving: false }]);
+  // An endpoint that is not serving is no endpoint: the Service rejects.
+  await waitForRule(cc, 'filter', [`"default/${service}:udp has no endpoints"`, '-j REJECT']);
+  await waitForEntry(cc, 'the un-NATed entry with an unready endpoint', clusterIP, 53, isUnNATed, 2000);
+
+  const since = cc.setEndpoints(service, PORTS, [{ ip: pod.ip, ready: true }]);
+  await expectOutcome({ cc, stream, pod, since, scenario, dst: clusterIP, dport: 53 });
+  await stream.stop();
+}
+
+async function localEndpointReplaced(cc: ConntrackCluster): Promise<void> {
+  const service = 'itp';
+  const clusterIP = '10.96.103.5';
+  const scenario = `${cc.backend} internalTrafficPolicy Local, only local endpoint replaced`;
+  // An endpoint on another node: never used from this node under the Local policy, and it keeps
+  // the Service non-empty cluster-wide through the whole replacement.
+  const remote = { ip: '10.244.250.2', nodeName: 'node2' };
+  const old = await cc.addServerPod(`${service}-a`);
+  const { stream } = await healthyFlow(cc, {
+    service,
+    ports: PORTS,
+    spec: { clusterIP, internalTrafficPolicy: 'Local' },
+    endpoints: [{ ip: old.ip }, remote],
+    pods: [old],
+    clientNs: (await cc.addClientPod(`${service}-client`)).ns,
+    dst: clusterIP,
+    dport: 53,
+  });
+
+  await cc.removePod(old);
+  cc.setEndpoints(service, PORTS, [remote]);
+  const pod = await cc.addServerPod(`${service}-b`);
+  const since = cc.setEndpoints(service, PORTS, [{ ip: pod.ip }, remote]);
+  await expectOutcome({ cc, stream, pod, since, scenario, dst: clusterIP, dport: 53 });
+  await stream.stop();
+}
+
+describe.concurrent(`UDP service and endpoint lifecycles (${BACKEND} backend)`, () => {
+  let pair: ClusterPair | undefined;
+
+  beforeAll(async () => {
+    pair = await startPair(BACKEND);
+  }, SETUP_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await destroyPair(pair);
+  }, 60_000);
+
+  it('scale to zero and back to the same pod IP: the stale entry goes while at zero; answers again', async () => {
+    await onBoth(pair!, (cc) => scaleToZeroAndBack(cc, { sameIP: true }));
+  }, 60_000);
+
+  it('scale to zero and back to a new pod IP: answers within 2 s; blackholed without cleanup', async () => {
+    await onBoth(pair!, (cc) => scaleToZeroAndBack(cc, { sameIP: false }));
+  }, 60_000);
+
+  it('Service deleted while sending and re-created: its new pods answer within 2 s; not without cleanup', async () => {
+    await onBoth(pair!, serviceDeletedAndRecreated);
+  }, 60_000);
+
+  it('endpoints created unready then ready: answers within 2 s of ready; blackholed without cleanup', async () => {
+    await onBoth(pair!, unreadyThenReady);
+  }, 60_000);
+
+  it('internalTrafficPolicy Local, only local endpoint replaced: answers within 2 s; blackholed without cleanup', async () => {
+    await onBoth(pair!, localEndpointReplaced);
+  }, 60_000);
+});
