@@ -16,6 +16,7 @@ import {
   createService,
   FIRST_SYNC_TIMEOUT_MS,
   httpGet,
+  nodeSysctl,
   report,
   restartApiServer,
   setEndpoints,
@@ -26,6 +27,8 @@ import {
   waitForRule,
   withProxyLogs,
 } from '../../support/e2e-services.ts';
+import { execInOk } from '../../support/netns.ts';
+import { NODE_IP } from '../../support/topology.ts';
 
 const PORTS = [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' as const }];
 /** The harness binds these in the node namespace (--healthz-bind-address, --metrics-bind-address). */
@@ -132,5 +135,39 @@ describe('daemon: health, metrics, API server restart (legacy backend)', () => {
     });
     expect((await httpGet(cluster.topo.node, `${HEALTHZ}/healthz`)).status).toBe(200);
     expect(proxy!.child.exitCode).toBeNull();
+  }, 90_000);
+
+  // Last: it restarts the proxy with other flags.
+  it('--nodeport-addresses without loopback: no localhost NodePorts and route_localnet left alone, as upstream', async () => {
+    // Upstream (NewProxier) turns localhostNodePorts off when nodePortAddresses has no IPv4
+    // loopback address, and only then skips route_localnet=1, the sysctl that opens the hole
+    // KUBE-FIREWALL has to close (issue #90259).
+    const api = restarted ?? cluster.api;
+    const [, p2] = cluster.topo.pods;
+    const np = createService(api, 'np', PORTS, { type: 'NodePort' });
+    setEndpoints(api, 'np', PORTS, [{ ip: p2!.ip }]);
+    expect(await proxy!.stop('SIGTERM')).toBe(0);
+    await execInOk(cluster.topo.node, ['sysctl', '-q', '-w', 'net.ipv4.conf.all.route_localnet=0']);
+    const started = performance.now();
+    proxy = await startProxy(cluster, ['--nodeport-addresses=192.168.100.0/24']);
+    await withProxyLogs(
+      proxy,
+      cluster.waitFor(
+        'a first sync',
+        async () => /synced iptables rules/.test(proxy!.logs()),
+        FIRST_SYNC_TIMEOUT_MS,
+      ),
+    );
+    const routeLocalnet = await nodeSysctl(cluster, 'net.ipv4.conf.all.route_localnet');
+    const viaNodeIP = await tcp(cluster, cluster.topo.node, `${NODE_IP}:${np.nodePorts[0]}`);
+    const viaLoopback = await tcp(cluster, cluster.topo.node, `127.0.0.1:${np.nodePorts[0]}`, 1000);
+    report(
+      'nodeport-addresses without loopback',
+      `node IP → ${viaNodeIP.reply ?? viaNodeIP.error}; 127.0.0.1 → ${viaLoopback.reply ?? viaLoopback.error}; route_localnet=${routeLocalnet}`,
+      performance.now() - started,
+    );
+    expect(viaNodeIP).toMatchObject({ ok: true, reply: 'pod2' });
+    expect(viaLoopback.ok).toBe(false);
+    expect(routeLocalnet).toBe('0');
   }, 90_000);
 });
