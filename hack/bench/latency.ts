@@ -1,34 +1,41 @@
 /**
  * Network programming latency with the real daemon: from an EndpointSlice update at the
- * development API server to the new endpoint's KUBE-SEP chain being in the node's kernel.
+ * development API server to the new DNAT rule taking traffic in the node's kernel.
  *
  * The node is the e2e harness's (test/support/e2e.ts: namespaces, the API server in this
- * process, reached from the node namespace through a relay); the daemon runs from source
- * (`node cmd/kube-proxy-ts/main.ts`) inside the node namespace with the e2e flags. Changes are
- * made one at a time: each replaces one endpoint of a different Service by a new address, and
- * `iptables -t nat -S KUBE-SEP-...` is polled in the node namespace until that chain exists. The
- * chain and its DNAT rule come in the same restore transaction as the KUBE-SVC jump to it, so
- * the chain being listed means the rule is live. A poll costs a process or two; its median
- * duration is reported (latencyPollMs) since it bounds the measurement's resolution.
+ * process, reached from the node namespace through a relay) with two pods serving their names on
+ * TARGET_PORT; the daemon runs from source (`node cmd/kube-proxy-ts/main.ts`) inside the node
+ * namespace with the e2e flags. Next to the synthetic cluster there is one probe Service whose
+ * only endpoint moves between the two pods, one change at a time; after each update a prober in
+ * the client namespace (prober.ts) opens fresh connections to the probe's cluster IP until the
+ * new pod answers. A new connection is NATed by the rules the kernel holds at that moment, so
+ * this is exactly "the rule is in", without reading the table (which costs seconds with legacy
+ * iptables at 10,000 Services and holds the xtables lock meanwhile, delaying the very restore
+ * being measured). The resolution is one connection plus a 5 ms pause.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { endpointChainName } from '../../proxier/chains.ts';
 import { type Backend, type E2ECluster, REPO, startE2ECluster } from '../../test/support/e2e.ts';
-import { inNetns, run } from '../../test/support/netns.ts';
+import { inNetns } from '../../test/support/netns.ts';
 import { median, percentile, round1 } from './result.ts';
 import {
   BENCH_NAMESPACE,
+  clusterIP,
   createSyntheticCluster,
   endpointIP,
   PORT_NAME,
+  SERVICE_PORT,
   serviceName,
   serviceObject,
+  sliceWithAddresses,
   TARGET_PORT,
 } from './synthetic.ts';
 
 const DAEMON = join(REPO, 'cmd/kube-proxy-ts/main.ts');
+const PROBER = join(REPO, 'hack/bench/prober.ts');
 
 export interface LatencyOptions {
   readonly services: number;
@@ -50,6 +57,7 @@ export interface LatencyResult {
   readonly latencyP50Ms: number;
   readonly latencyP99Ms: number;
   readonly latencyMaxMs: number;
+  /** Median duration of the probe connection that saw the new pod (the measurement's grain). */
   readonly latencyPollMs: number;
   readonly minSyncPeriodMs: number;
   readonly initialSyncMs: number;
@@ -65,11 +73,7 @@ export function daemonPartialRender(proxierSource: string): 'incremental' | 'rew
   return /createIncrementalRenderer\s*\(/.test(proxierSource) ? 'incremental' : 'rewrite';
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** The KUBE-SEP chain of endpoint number `n` of Service `i` (what the daemon will create). */
+/** The KUBE-SEP chain of endpoint number `n` of Service `i`. */
 export function sepChainOf(i: number, n: number): string {
   return endpointChainName(
     { namespace: BENCH_NAMESPACE, name: serviceName(i), port: PORT_NAME, protocol: 'TCP' },
@@ -78,57 +82,92 @@ export function sepChainOf(i: number, n: number): string {
   );
 }
 
-/** Resident set of a process, from /proc (the daemon's, read at the end). */
-async function rssOfMB(pid: number | undefined): Promise<number | null> {
+/** Peak resident set of a process (VmHWM), or null when it is gone. */
+function peakRssMB(pid: number | undefined): number | null {
   if (pid === undefined) return null;
-  // `ip netns exec` execs the command, so the pid is the daemon's node process.
-  const r = await run(['cat', `/proc/${pid}/status`]);
-  const m = /VmHWM:\s+(\d+) kB/.exec(r.stdout);
-  return m ? round1(Number(m[1]) / 1024) : null;
+  try {
+    // `ip netns exec` execs the command, so the pid is the daemon's node process.
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? round1(Number(m[1]) / 1024) : null;
+  } catch {
+    return null;
+  }
+}
+
+interface ProbeAnswer {
+  readonly ok: boolean;
+  readonly tries?: number;
+  readonly connectMs?: number;
+  readonly last?: string;
+}
+
+/** A prober process: `ask` sends one command and resolves with its answer line. */
+function startProber(clientNs: string): { child: ChildProcess; ask(cmd: string): Promise<ProbeAnswer> } {
+  const child = spawn('ip', inNetns(clientNs, [process.execPath, PROBER]).slice(1), {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const waiting: ((a: ProbeAnswer) => void)[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    const w = waiting.shift();
+    try {
+      w?.(JSON.parse(line) as ProbeAnswer);
+    } catch {
+      w?.({ ok: false, last: line });
+    }
+  });
+  child.once('exit', () => {
+    for (const w of waiting.splice(0)) w({ ok: false, last: 'prober exited' });
+  });
+  return {
+    child,
+    ask: (cmd) =>
+      new Promise((resolve) => {
+        waiting.push(resolve);
+        child.stdin!.write(`${cmd}\n`);
+      }),
+  };
 }
 
 export async function measureLatency(o: LatencyOptions): Promise<LatencyResult> {
   const progress = o.progress ?? (() => {});
   let cluster: E2ECluster | undefined;
   let daemon: ChildProcess | undefined;
+  let prober: ChildProcess | undefined;
   let logTail: string[] = [];
   const teardown = async () => {
-    if (daemon && daemon.exitCode === null) daemon.kill('SIGKILL');
+    for (const c of [daemon, prober]) if (c && c.exitCode === null) c.kill('SIGKILL');
     await cluster?.destroy();
     cluster = undefined;
   };
   const unregister = o.onTeardown(teardown);
   try {
-    progress('latency: node and API server');
-    cluster = await startE2ECluster({ pods: 0, backend: o.backend });
+    progress('latency: node, pods and API server');
+    cluster = await startE2ECluster({ pods: 2, backend: o.backend });
     const c = cluster;
+    const pods = c.topo.pods.slice(0, 2);
+    for (const pod of pods) await c.serve(pod, TARGET_PORT);
     const model = createSyntheticCluster(o.services, o.endpointsPerService);
     for (const i of model.serviceIndexes()) {
       c.api.store.create('services', serviceObject(i));
       c.api.store.create('endpointslices', model.sliceObject(i));
     }
+    // The probe Service comes after the cluster's own: index `services`.
+    const probe = o.services;
+    const probeSlice = (k: number) => sliceWithAddresses(probe, [{ ip: pods[k % 2]!.ip, nodeName: 'node1' }]);
+    c.api.store.create('services', serviceObject(probe));
+    c.api.store.create('endpointslices', probeSlice(0));
+    const target = `${clusterIP(probe)}:${SERVICE_PORT}`;
 
-    const polls: number[] = [];
-    const chainExists = async (chain: string): Promise<boolean> => {
-      const t0 = performance.now();
-      const r = await run(
-        inNetns(c.topo.node, [`iptables-${o.backend}`, '-t', 'nat', '-S', chain]),
-        undefined,
-        60_000,
-      );
-      polls.push(performance.now() - t0);
-      return r.code === 0;
-    };
-    const waitForChain = async (chain: string, timeoutMs: number): Promise<number> => {
-      const t0 = performance.now();
-      while (performance.now() - t0 < timeoutMs) {
-        if (await chainExists(chain)) return performance.now() - t0;
-        if (daemon?.exitCode !== null) {
-          throw new Error(`daemon exited ${daemon?.exitCode}:\n${logTail.join('')}`);
-        }
-        await sleep(10);
+    const p = startProber(c.topo.client);
+    prober = p.child;
+    const waitFor = async (k: number, timeoutMs: number): Promise<ProbeAnswer> => {
+      const a = await p.ask(`${pods[k % 2]!.name} ${target} ${timeoutMs}`);
+      if (!a.ok) {
+        throw new Error(
+          `probe for ${pods[k % 2]!.name} failed (last answer ${a.last}); daemon ${daemon?.exitCode === null ? 'running' : `exited ${daemon?.exitCode}`}:\n${logTail.join('')}`,
+        );
       }
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${chain}:\n${logTail.join('')}`);
+      return a;
     };
 
     progress('latency: daemon start and first full sync');
@@ -154,33 +193,28 @@ export async function measureLatency(o: LatencyOptions): Promise<LatencyResult> 
     };
     daemon.stdout?.on('data', keep);
     daemon.stderr?.on('data', keep);
-    const first = model.endpointsOf(0)[0]!;
-    await waitForChain(sepChainOf(0, first), o.initialSyncTimeoutMs);
+    await waitFor(0, o.initialSyncTimeoutMs);
     const initialSyncMs = performance.now() - started;
-    polls.length = 0;
 
     const latencies: number[] = [];
-    const indexes = model.serviceIndexes();
-    for (let k = 0; k < o.changes; k++) {
-      const i = indexes[(k * 7919 + 1) % indexes.length]!;
-      const n = model.replaceEndpoint(i, k % o.endpointsPerService);
-      const chain = sepChainOf(i, n);
+    const grain: number[] = [];
+    for (let k = 1; k <= o.changes; k++) {
       const t0 = performance.now();
-      c.api.store.update('endpointslices', model.sliceObject(i));
-      await waitForChain(chain, o.changeTimeoutMs);
+      c.api.store.update('endpointslices', probeSlice(k));
+      const a = await waitFor(k, o.changeTimeoutMs);
       latencies.push(performance.now() - t0);
-      if ((k + 1) % 20 === 0) progress(`latency: ${k + 1}/${o.changes} changes`);
+      if (a.connectMs !== undefined) grain.push(a.connectMs);
+      if (k % 20 === 0) progress(`latency: ${k}/${o.changes} changes`);
     }
-    const daemonRssMB = await rssOfMB(daemon.pid);
     return {
       latencyChanges: latencies.length,
       latencyP50Ms: round1(percentile(latencies, 50)),
       latencyP99Ms: round1(percentile(latencies, 99)),
       latencyMaxMs: round1(Math.max(...latencies)),
-      latencyPollMs: round1(median(polls)),
+      latencyPollMs: round1(median(grain)),
       minSyncPeriodMs: o.minSyncPeriodMs,
       initialSyncMs: round1(initialSyncMs),
-      daemonRssMB,
+      daemonRssMB: peakRssMB(daemon.pid),
       daemonPartialRender: renderMode,
     };
   } finally {

@@ -3,7 +3,8 @@
  *
  *   node hack/bench/main.ts [SIZE...] [--backends legacy,nft] [--reps N] [--latency-sizes LIST]
  *                           [--latency-changes N] [--min-sync-period-ms N]
- *                           [--conntrack-entries N] [--no-conntrack] [--quick]      (as root)
+ *                           [--conntrack-entries N] [--no-conntrack] [--skip-sync] [--quick]
+ *                                                                                  (as root)
  *
  * SIZE is `services` or `servicesxendpoints` (default 100x5 1000x5 5000x5 10000x5 10000x10).
  * Prints one JSON object per size and backend on stdout, one per line (result.ts has the keys);
@@ -56,6 +57,8 @@ export interface BenchArgs {
   readonly conntrackEntries: number;
   readonly conntrackStale: number;
   readonly quick: boolean;
+  /** Latency (and conntrack) only: no render/restore measurements. */
+  readonly skipSync: boolean;
 }
 
 export const DEFAULT_SIZES: readonly Size[] = [
@@ -103,6 +106,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
       'conntrack-entries': { type: 'string' },
       'no-conntrack': { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
+      'skip-sync': { type: 'boolean', default: false },
     },
   });
   const quick = values.quick === true;
@@ -136,6 +140,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     conntrackEntries,
     conntrackStale: 16,
     quick,
+    skipSync: values['skip-sync'] === true,
   };
 }
 
@@ -343,11 +348,13 @@ export async function main(argv: readonly string[]): Promise<number> {
         const started = performance.now();
         const loadAverageStart = round1(loadavg()[0]!);
         process.stderr.write(`bench: ${size.services}x${size.endpointsPerService} ${backend}: sync costs\n`);
-        const sync = await syncRun(size, backend, args);
+        const wantLatency = args.latencySizes.some((s) => sameSize(s, size));
+        if (args.skipSync && !wantLatency) continue;
+        const sync: BenchLine = args.skipSync ? { ok: true } : await syncRun(size, backend, args);
         let latency: BenchLine = {
           latencyNote: `not measured at this size (latency runs at ${args.latencySizes.map((s) => `${s.services}x${s.endpointsPerService}`).join(', ') || 'no size'})`,
         };
-        if (args.latencySizes.some((s) => sameSize(s, size))) {
+        if (wantLatency) {
           try {
             const l = await measureLatency({
               services: size.services,
@@ -365,7 +372,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             });
             latency = {
               ...l,
-              latencyNote: `real daemon (from source), ${l.latencyChanges} sequential EndpointSlice updates, each polled with iptables -S of the new KUBE-SEP chain; first full sync took ${l.initialSyncMs} ms; daemon peak RSS ${l.daemonRssMB} MB; daemon partial syncs: ${l.daemonPartialRender}`,
+              latencyNote: `real daemon (from source), ${l.latencyChanges} sequential updates of a probe Service's EndpointSlice (its one endpoint moves between two pods) in a cluster of this size, each timed until a new TCP connection to the cluster IP reaches the new pod; first full sync took ${l.initialSyncMs} ms; daemon peak RSS ${l.daemonRssMB} MB; daemon partial syncs: ${l.daemonPartialRender}`,
             };
           } catch (e) {
             latency = { latencyNote: `latency run failed: ${(e as Error).message.split('\n')[0]}` };

@@ -67,6 +67,17 @@ export function serviceObject(i: number): KubeObject {
 
 /** The one EndpointSlice of Service `i`, holding the endpoints numbered `endpoints`. */
 export function endpointSliceObject(i: number, endpoints: readonly number[]): KubeObject {
+  return sliceWithAddresses(
+    i,
+    endpoints.map((n) => ({ ip: endpointIP(n), nodeName: `node-${2 + (n % ENDPOINT_NODES)}` })),
+  );
+}
+
+/** The one EndpointSlice of Service `i` with the given addresses (ready, on the given nodes). */
+export function sliceWithAddresses(
+  i: number,
+  endpoints: readonly { readonly ip: string; readonly nodeName: string }[],
+): KubeObject {
   return {
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',
@@ -76,10 +87,10 @@ export function endpointSliceObject(i: number, endpoints: readonly number[]): Ku
       labels: { [SERVICE_NAME_LABEL]: serviceName(i) },
     },
     addressType: 'IPv4',
-    endpoints: endpoints.map((n) => ({
-      addresses: [endpointIP(n)],
+    endpoints: endpoints.map((e) => ({
+      addresses: [e.ip],
       conditions: { ready: true, serving: true, terminating: false },
-      nodeName: `node-${2 + (n % ENDPOINT_NODES)}`,
+      nodeName: e.nodeName,
     })),
     ports: [{ name: PORT_NAME, port: TARGET_PORT, protocol: 'TCP' }],
   };
