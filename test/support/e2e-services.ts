@@ -473,15 +473,14 @@ export const KUBE_PROXY_CHAIN_PATTERN =
 // Firewall reload: delete every KUBE-* chain and jump
 
 /**
- * What a firewall reload does to kube-proxy: flushes nat, filter and mangle and deletes every
- * non-built-in chain (`-F` then `-X`), in the node namespace.
+ * What a firewall reload does to kube-proxy: mangle, nat and filter restored empty in one
+ * `iptables-restore` without --noflush, which flushes every chain and deletes every
+ * non-built-in chain of each table (KUBE-* and everyone else's), in the node namespace. One
+ * restore, as reload tools do, so that a proxy sync cannot slip in between a flush and a delete.
  */
 export async function flushAllTables(cluster: E2ECluster): Promise<void> {
-  const ipt = `iptables-${cluster.backend}`;
-  for (const table of ['mangle', 'nat', 'filter']) {
-    await execInOk(cluster.topo.node, [ipt, '-w', '-t', table, '-F']);
-    await execInOk(cluster.topo.node, [ipt, '-w', '-t', table, '-X']);
-  }
+  const empty = ['mangle', 'nat', 'filter'].map((t) => `*${t}\nCOMMIT\n`).join('');
+  await execInOk(cluster.topo.node, [`iptables-${cluster.backend}-restore`, '-w', '5'], empty);
 }
 
 // ---------------------------------------------------------------------------------------------
