@@ -432,19 +432,6 @@ export function udpPort(port: number, nodePort?: number): ServicePortSpec {
   return { name: 'udp', port, targetPort: TARGET_PORT, protocol: 'UDP', ...(nodePort ? { nodePort } : {}) };
 }
 
-/** Whether `ip netns exec` can open a socket of `proto` (the kernel may lack SCTP sockets). */
-export async function kernelSupportsSctp(ns: string): Promise<{ ok: boolean; why: string }> {
-  const r = await run(
-    ['ip', 'netns', 'exec', ns, 'socat', '-u', 'SCTP4-LISTEN:39999,bind=127.0.0.1', 'STDOUT'],
-    undefined,
-    1500,
-  );
-  // socat listening means the socket exists (killed by the timeout); an immediate failure names why.
-  if (/Protocol not supported|protocol not supported|Address family not supported/i.test(r.stderr))
-    return { ok: false, why: r.stderr.trim().split('\n').pop() ?? 'socket failed' };
-  return { ok: true, why: '' };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Waiting and judging
 
@@ -467,12 +454,13 @@ export async function waitForEntry(
   dport: number,
   pred: (e: ConntrackEntry) => boolean,
   timeoutMs = 10_000,
+  proto: 'udp' | 'sctp' = 'udp',
 ): Promise<ConntrackEntry> {
   let found: ConntrackEntry | undefined;
   await cc.cluster.waitFor(
     what,
     async () => {
-      found = (await flowEntries(cc.node, dst, dport)).find(pred);
+      found = (await flowEntries(cc.node, dst, dport, proto)).find(pred);
       return found !== undefined;
     },
     timeoutMs,
@@ -628,4 +616,196 @@ export async function healthyFlow(
     (e) => e.replySrc === pod.ip,
   );
   return { stream, pod, entry };
+}
+
+// ---------------------------------------------------------------------------------------------
+// SCTP without SCTP sockets
+//
+// Many kernels (this CI's among them) have no SCTP socket support (no sctp module), while
+// conntrack tracks SCTP and iptables matches it all the same. So the SCTP client and server are
+// raw IP sockets opened by socat (protocol 132): the client sends an SCTP INIT every
+// INTERVAL_MS from one source port, as a client retrying its association does (the case of
+// #70020/#106651: the retries reuse the entry and stay blackholed), and each pod records the
+// INITs that reach it. What is measured is where the client's packets land, which is all a
+// conntrack entry decides.
+
+const CRC32C_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC32c (Castagnoli), the SCTP checksum (RFC 9260 appendix A). */
+export function crc32c(buf: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of buf) c = CRC32C_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** An SCTP packet holding one INIT chunk (common header with tag 0, as INIT requires). */
+export function sctpInit(sport: number, dport: number, initiateTag: number): Buffer {
+  const p = Buffer.alloc(32);
+  p.writeUInt16BE(sport, 0);
+  p.writeUInt16BE(dport, 2);
+  p.writeUInt32BE(0, 4); // verification tag: 0 for INIT
+  p.writeUInt8(1, 12); // chunk type INIT
+  p.writeUInt8(0, 13);
+  p.writeUInt16BE(20, 14); // chunk length
+  p.writeUInt32BE(initiateTag, 16);
+  p.writeUInt32BE(65535, 20); // a_rwnd
+  p.writeUInt16BE(10, 24); // outbound streams
+  p.writeUInt16BE(10, 26); // inbound streams
+  p.writeUInt32BE(initiateTag, 28); // initial TSN
+  // The checksum goes in little-endian byte order (as Linux's sctp_compute_cksum stores it).
+  p.writeUInt32LE(crc32c(p), 8);
+  return p;
+}
+
+export interface SctpReceipt {
+  readonly t: number;
+  readonly sport: number;
+  readonly chunk: number;
+}
+
+/**
+ * Splits what a raw SCTP socket read into packets. socat hands over the SCTP packet without its
+ * IPv4 header (some builds may keep it: a first nibble of 4 is an IPv4 header, skipped; our
+ * source ports never start with that nibble). Our packets hold one chunk, so a packet is the
+ * 12-byte common header plus that chunk, padded to 4 bytes.
+ */
+export function createSctpParser(sink: (r: SctpReceipt) => void): (chunk: Buffer) => void {
+  let buf = Buffer.alloc(0);
+  return (chunk) => {
+    buf = Buffer.concat([buf, chunk]);
+    while (buf.length >= 16) {
+      let start = 0;
+      if (buf[0]! >> 4 === 4) start = (buf[0]! & 0x0f) * 4;
+      if (buf.length < start + 16) return;
+      const chunkLength = buf.readUInt16BE(start + 14);
+      if (chunkLength < 4) {
+        buf = Buffer.alloc(0); // not a packet boundary: resynchronising is not worth it
+        return;
+      }
+      const total = start + 12 + Math.ceil(chunkLength / 4) * 4;
+      if (buf.length < total) return;
+      sink({ t: Date.now(), sport: buf.readUInt16BE(start), chunk: buf[start + 12]! });
+      buf = buf.subarray(total);
+    }
+  };
+}
+
+export interface SctpPod extends Pod {
+  readonly received: readonly SctpReceipt[];
+  /** Resolves with the time of the first INIT from `sport` at or after `since`, or undefined. */
+  waitForInit(sport: number, since: number, deadline: number): Promise<number | undefined>;
+}
+
+export interface SctpClient {
+  stop(): Promise<void>;
+}
+
+function spawnIn(ns: string, argv: readonly string[], stdin: 'pipe' | 'ignore'): ChildProcess {
+  return spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: [stdin, 'pipe', 'pipe'] });
+}
+
+/** A pod whose raw SCTP receiver records every SCTP packet addressed to it. */
+export async function addSctpPod(cc: ConntrackCluster, name: string): Promise<SctpPod> {
+  const pod = await cc.addClientPod(name);
+  const child = spawnIn(pod.ns, ['socat', '-u', 'IP4-RECV:132', 'STDOUT'], 'ignore');
+  const received: SctpReceipt[] = [];
+  const waiters = new Set<() => void>();
+  child.stdout?.on(
+    'data',
+    createSctpParser((r) => {
+      received.push(r);
+      for (const w of waiters) w();
+    }),
+  );
+  // The receiver dies with the pod's namespace; give socat a moment to open its socket.
+  await sleep(200);
+  if (child.exitCode !== null) throw new Error(`SCTP receiver in ${name} exited ${child.exitCode}`);
+  const first = (sport: number, since: number) => received.find((r) => r.sport === sport && r.t >= since)?.t;
+  return {
+    ...pod,
+    received,
+    waitForInit(sport, since, deadline) {
+      return new Promise((resolve) => {
+        const check = () => {
+          const t = first(sport, since);
+          if (t !== undefined || Date.now() >= deadline) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            resolve(t !== undefined && t <= deadline ? t : undefined);
+          }
+        };
+        const timer = setTimeout(check, Math.max(0, deadline - Date.now()));
+        waiters.add(check);
+        check();
+      });
+    },
+  };
+}
+
+/**
+ * Sends an SCTP INIT from `sport` to `dst:dport` every INTERVAL_MS (one association being
+ * retried: one conntrack entry), for at most `maxSeconds`.
+ */
+export function startSctpInits(
+  ns: string,
+  dst: string,
+  dport: number,
+  opts: { sport?: number; maxSeconds?: number } = {},
+): SctpClient {
+  const child = spawnIn(ns, ['socat', '-u', 'STDIN', `IP4-SENDTO:${dst}:132`], 'pipe');
+  child.stdin?.on('error', () => {});
+  const packet = sctpInit(opts.sport ?? SPORT, dport, 0x1badb002);
+  let sent = 0;
+  const max = Math.ceil(((opts.maxSeconds ?? 60) * 1000) / INTERVAL_MS);
+  // One write per interval: socat reads each as one block and sends it as one datagram.
+  const tick = setInterval(() => {
+    if (sent++ >= max || child.exitCode !== null) {
+      clearInterval(tick);
+      child.stdin?.end();
+      return;
+    }
+    child.stdin?.write(packet);
+  }, INTERVAL_MS);
+  return {
+    async stop() {
+      clearInterval(tick);
+      await killAndWait(child);
+    },
+  };
+}
+
+/** Whether the iptables backend can match SCTP ports (the `sctp` match); probed in `ns`. */
+export async function iptablesMatchesSctp(
+  ns: string,
+  backend: Backend,
+): Promise<{ ok: boolean; why: string }> {
+  const r = await run([
+    'ip',
+    'netns',
+    'exec',
+    ns,
+    `iptables-${backend}`,
+    '-t',
+    'filter',
+    '-C',
+    'INPUT',
+    '-p',
+    'sctp',
+    '-m',
+    'sctp',
+    '--dport',
+    '1',
+    '-j',
+    'ACCEPT',
+  ]);
+  // 1: the rule does not exist (the match loaded); anything else: the match is missing.
+  return r.code === 1 ? { ok: true, why: '' } : { ok: false, why: r.stderr.trim() };
 }

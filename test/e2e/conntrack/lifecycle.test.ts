@@ -8,22 +8,30 @@
  *   (#141371);
  * - endpoints published unready (ready=false, serving=false), then ready (#105657);
  * - internalTrafficPolicy Local, the only local endpoint replaced while a remote one stays
- *   (#126934: the Service never looks empty cluster-wide, only locally).
+ *   (#126934: the Service never looks empty cluster-wide, only locally);
+ * - the server-pod cycle over SCTP, which upstream never cleans (#115299): a client retrying its
+ *   association (an INIT every 100 ms from one port) must reach the new pod within 2 s.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  addSctpPod,
   type ClusterPair,
   type ConntrackCluster,
+  describeEntries,
   destroyPair,
   expectOutcome,
   flowEntries,
   healthyFlow,
+  iptablesMatchesSctp,
   isUnNATed,
   onBoth,
   podIndex,
   report,
   SETUP_TIMEOUT_MS,
+  SPORT,
   startPair,
+  startSctpInits,
+  TARGET_PORT,
   TWIN_OBSERVE_MS,
   udpPort,
   WINDOW_MS,
@@ -187,6 +195,56 @@ async function localEndpointReplaced(cc: ConntrackCluster): Promise<void> {
   await stream.stop();
 }
 
+async function sctpPodCycle(cc: ConntrackCluster): Promise<void> {
+  const service = 'sctp';
+  const clusterIP = '10.96.103.6';
+  const ports = [{ name: 'sctp', port: 53, targetPort: TARGET_PORT, protocol: 'SCTP' as const }];
+  const scenario = `${cc.backend} SCTP server-pod cycle ClusterIP`;
+  const client = await cc.addClientPod(`${service}-client`);
+  const old = await addSctpPod(cc, `${service}-a`);
+  cc.createService(service, ports, { clusterIP });
+  cc.setEndpoints(service, ports, [{ ip: old.ip }]);
+  await waitForRule(cc, 'nat', ['-p sctp', '-j DNAT', `--to-destination ${old.ip}:${TARGET_PORT}`]);
+  const inits = startSctpInits(client.ns, clusterIP, 53);
+  try {
+    const start = Date.now();
+    expect(await old.waitForInit(SPORT, start, start + 10_000), `INITs reaching ${old.name}`).toBeDefined();
+    await waitForEntry(
+      cc,
+      'the SCTP entry DNATed to the pod',
+      clusterIP,
+      53,
+      (e) => e.replySrc === old.ip,
+      5000,
+      'sctp',
+    );
+
+    await cc.removePod(old);
+    cc.setEndpoints(service, ports, []);
+    const pod = await addSctpPod(cc, `${service}-b`);
+    const since = cc.setEndpoints(service, ports, [{ ip: pod.ip }]);
+    if (cc.mode === 'cleanup') {
+      const t = await pod.waitForInit(SPORT, since, since + WINDOW_MS + 3000);
+      const entries = await flowEntries(cc.node, clusterIP, 53, 'sctp');
+      expect(t, `an INIT at ${pod.name}; conntrack: ${describeEntries(entries)}`).toBeDefined();
+      expect(t! - since).toBeLessThanOrEqual(WINDOW_MS);
+      report(scenario, `first INIT at the new endpoint ${pod.ip} after the change`, t! - since);
+    } else {
+      const t = await pod.waitForInit(SPORT, since, since + TWIN_OBSERVE_MS);
+      const entries = await flowEntries(cc.node, clusterIP, 53, 'sctp');
+      expect(t, `no INIT may reach ${pod.name} without cleanup`).toBeUndefined();
+      expect(entries.map((e) => e.replySrc)).toEqual([old.ip]);
+      report(
+        `${scenario} [cleanup disabled]`,
+        `still blackholed, entry leads to ${old.ip}, nothing at ${pod.ip} within`,
+        Date.now() - since,
+      );
+    }
+  } finally {
+    await inits.stop();
+  }
+}
+
 describe.concurrent(`UDP service and endpoint lifecycles (${BACKEND} backend)`, () => {
   let pair: ClusterPair | undefined;
 
@@ -212,6 +270,20 @@ describe.concurrent(`UDP service and endpoint lifecycles (${BACKEND} backend)`, 
 
   it('endpoints created unready then ready: answers within 2 s of ready; blackholed without cleanup', async () => {
     await onBoth(pair!, unreadyThenReady);
+  }, 60_000);
+
+  it('SCTP server-pod cycle: INITs reach the new pod within 2 s; blackholed without cleanup', async ({
+    skip,
+  }) => {
+    const probe = await iptablesMatchesSctp(pair!.cleanup.node, BACKEND);
+    if (!probe.ok) {
+      // Only when the kernel cannot match SCTP at all (no xt_sctp); raw sockets need no sctp module.
+      console.log(
+        `[conntrack-e2e] SCTP server-pod cycle: SKIPPED, iptables cannot match SCTP here: ${probe.why}`,
+      );
+      skip();
+    }
+    await onBoth(pair!, sctpPodCycle);
   }, 60_000);
 
   it('internalTrafficPolicy Local, only local endpoint replaced: answers within 2 s; blackholed without cleanup', async () => {
