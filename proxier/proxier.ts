@@ -11,7 +11,7 @@ import { BoundedFrequencyRunner, type Clock, realClock } from '../pkg/async/boun
 import type { ProxyHealthServer } from '../pkg/health/proxy-health.ts';
 import type { ServiceHealthServer } from '../pkg/health/service-health.ts';
 import { chainNamesOf } from '../pkg/iptables/parse.ts';
-import type { Iptables } from '../pkg/iptables/types.ts';
+import type { Iptables, Table } from '../pkg/iptables/types.ts';
 import type { EndpointSlice, Node, Service } from '../pkg/k8s/schemas.ts';
 import { TOPOLOGY_ZONE_LABEL } from '../pkg/k8s/schemas.ts';
 import type { Logger } from '../pkg/log/logger.ts';
@@ -19,7 +19,9 @@ import type { ProxyMetrics } from '../pkg/metrics/metrics.ts';
 import { parseIP } from '../pkg/net/ip.ts';
 import { createEndpointsChangeTracker, type EndpointsChangeTracker } from './endpointschangetracker.ts';
 import { createEndpointsMap, type EndpointsMapStore, type EndpointsMapUpdateResult } from './endpointsmap.ts';
-import { type RenderConfig, type RenderResult, renderBuiltinJumps, renderRules } from './render.ts';
+import { createIncrementalRenderer, type IncrementalRenderer } from './incremental.ts';
+import { missingJumpLines, withLinesBeforeCommit } from './jumps.ts';
+import type { RenderConfig, RenderResult } from './render.ts';
 import { createServiceChangeTracker, type ServiceChangeTracker } from './servicechangetracker.ts';
 import { createServiceMap, type ServiceMap } from './servicemap.ts';
 import type { IPFamily, ServiceKey } from './types.ts';
@@ -77,6 +79,8 @@ export class Proxier {
   private readonly serviceMap: ServiceMap = createServiceMap();
   private readonly endpointsMap: EndpointsMapStore = createEndpointsMap();
   private readonly runner: BoundedFrequencyRunner;
+  /** Renders partial syncs as edits of what the last successful restore left (O(changes)). */
+  private readonly renderer: IncrementalRenderer = createIncrementalRenderer();
   private readonly clock: Clock;
   private readonly wallNow: () => number;
 
@@ -215,10 +219,15 @@ export class Proxier {
     const labels = { ip_family: this.family } as const;
     let render: RenderResult | undefined;
     try {
-      if (full) await this.ensureBuiltinJumps();
       this.hasRandomFully ??= await this.opts.iptables.hasRandomFully().catch(() => false);
-      const existingNatChains = full ? await this.readNatChains() : this.knownNatChains;
-      render = renderRules(
+      // Full syncs read the tables once: for stale chains and for missing built-in jumps.
+      const saved = full ? await this.readTables() : undefined;
+      const existingNatChains = saved
+        ? new Set(chainNamesOf(saved, 'nat'))
+        : full
+          ? undefined
+          : this.knownNatChains;
+      render = this.renderer.render(
         { services: this.serviceMap.ports, endpoints: this.endpointsMap.endpoints },
         {
           ...this.opts.render,
@@ -230,8 +239,11 @@ export class Proxier {
         { full, changedServices: changed, ...(existingNatChains ? { existingNatChains } : {}) },
       );
       for (const w of render.warnings) this.log.warn(w);
-      await this.opts.iptables.restoreAll(render.payload, { flush: false, counters: true });
+      const payload = full ? this.withBuiltinJumps(render, saved) : render.payload;
+      // An incremental sync with nothing to change writes nothing at all.
+      if (payload !== '') await this.opts.iptables.restoreAll(payload, { flush: false, counters: true });
     } catch (error) {
+      this.renderer.reset();
       this.needFullSync = true;
       this.lastSyncFailed = true;
       this.knownNatChains = undefined;
@@ -243,6 +255,7 @@ export class Proxier {
       return { ran: true, full, ok: false, payloadBytes: render?.payload.length ?? 0, error };
     }
 
+    this.renderer.commit();
     this.needFullSync = false;
     if (full) this.lastFullSync = this.clock.now();
     this.knownNatChains = render.activeNatChains;
@@ -317,18 +330,27 @@ export class Proxier {
     sh.syncEndpoints(this.endpointsMap.localReadyEndpoints());
   }
 
-  /** Full syncs only: the jumps from the built-in chains (upstream skips them on partial syncs, #114181). */
-  private async ensureBuiltinJumps(): Promise<void> {
-    for (const j of renderBuiltinJumps()) {
-      await this.opts.iptables.ensureChain(j.table, j.target);
-      await this.opts.iptables.ensureRule('prepend', j.table, j.chain, j.args);
+  /**
+   * Full syncs only: the payload plus the jumps from the built-in chains that `saved` lacks
+   * (upstream ensures them only on full syncs too, #114181). Without a readable table the jumps
+   * are all written: a duplicate jump is harmless, a missing one breaks every service.
+   */
+  private withBuiltinJumps(render: RenderResult, saved: string | undefined): string {
+    const declared = new Map<Table, Set<string>>();
+    for (const t of [render.filter, render.nat]) {
+      declared.set(t.table, new Set(t.chains.lines.map((l) => l.slice(1, l.indexOf(' ')))));
     }
+    return withLinesBeforeCommit(render.payload, missingJumpLines(saved ?? '', declared));
   }
 
-  /** nat chains that exist now; on failure stale chains simply stay until the next full sync. */
-  private async readNatChains(): Promise<Set<string> | undefined> {
+  /** filter and nat as they are now; on failure stale chains simply stay until the next full sync. */
+  private async readTables(): Promise<string | undefined> {
     try {
-      return new Set(chainNamesOf(await this.opts.iptables.save('nat'), 'nat'));
+      const [filter, nat] = await Promise.all([
+        this.opts.iptables.save('filter'),
+        this.opts.iptables.save('nat'),
+      ]);
+      return `${filter}\n${nat}`;
     } catch (err) {
       this.log.warn({ err }, 'iptables-save failed; stale chains are not deleted this time');
       return undefined;

@@ -31,7 +31,7 @@ import { createCanaryMonitor } from '../../proxier/canary.ts';
 import { cleanupLeftovers } from '../../proxier/cleanup.ts';
 import { Proxier } from '../../proxier/proxier.ts';
 import { localInterfaceAddresses, nodeIPsOf, proxiedFamilies } from './node-info.ts';
-import { staticRenderConfigFor } from './render-config.ts';
+import { localhostNodePortsEnabled, staticRenderConfigFor } from './render-config.ts';
 
 export interface Io {
   readonly stdout: NodeJS.WritableStream;
@@ -117,7 +117,7 @@ async function runProxy(config: ProxyConfig, backend: Backend, logger: Logger): 
     log.warn({ err }, 'conntrack sysctls not applied'),
   );
 
-  if (config.iptables.localhostNodePorts) {
+  if (localhostNodePortsEnabled(config)) {
     // NodePorts on 127.0.0.1 are DNATed to pod IPs, which the kernel routes from loopback only
     // with route_localnet (upstream sets it too; KUBE-FIREWALL guards the hole it opens, #90259).
     await writeSysctl('net/ipv4/conf/all/route_localnet', 1).catch((err: unknown) =>

@@ -4,7 +4,7 @@
  */
 import type { ProxyConfig } from '../../pkg/config/config.ts';
 import type { Node } from '../../pkg/k8s/schemas.ts';
-import { type IPFamily, parseCIDR } from '../../pkg/net/ip.ts';
+import { cidrContains, type IPFamily, parseCIDR, parseIP } from '../../pkg/net/ip.ts';
 import type { LocalDetectorConfig } from '../../proxier/localdetect.ts';
 import type { StaticRenderConfig } from '../../proxier/proxier.ts';
 
@@ -31,6 +31,19 @@ export function localDetectorFor(
   }
 }
 
+/**
+ * Whether NodePorts answer on 127.0.0.1 (IPv4 only), as upstream decides it: the flag is on and
+ * --nodeport-addresses, when it names IPv4 CIDRs, includes 127.0.0.1 ('primary' never does).
+ * The daemon sets route_localnet only when this holds.
+ */
+export function localhostNodePortsEnabled(config: ProxyConfig): boolean {
+  if (!config.iptables.localhostNodePorts) return false;
+  if (config.nodePortAddresses.includes('primary')) return false;
+  const loopback = parseIP('127.0.0.1')!;
+  const v4 = config.nodePortAddresses.map((c) => parseCIDR(c)).filter((c) => c?.family === 'IPv4');
+  return v4.length === 0 || v4.some((c) => c !== undefined && cidrContains(c, loopback));
+}
+
 /** The render settings fixed at start for one family; the proxier adds what it learns at run time. */
 export function staticRenderConfigFor(
   config: ProxyConfig,
@@ -46,7 +59,7 @@ export function staticRenderConfigFor(
     localDetector: localDetectorFor(config, family, node.object),
     nodePortAddresses: config.nodePortAddresses.includes('primary') ? 'primary' : config.nodePortAddresses,
     // Upstream turns localhost NodePorts off for IPv6, where they cannot work.
-    localhostNodePorts: family === 'IPv4' && config.iptables.localhostNodePorts,
+    localhostNodePorts: family === 'IPv4' && localhostNodePortsEnabled(config),
     nfacctCounters: kernel.nfacctCounters,
     tcpBeLiberal: kernel.tcpBeLiberal,
   };

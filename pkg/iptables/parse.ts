@@ -220,15 +220,10 @@ function parseCommandLine(t: OpenTable, line: string, n: number): ParsedRule {
   if (chain === undefined || chain === '') throw new IptablesParseError(n, `${op} needs a chain name`);
   let args = words.slice(2);
 
-  const known = t.declared.has(chain) || isBuiltinChain(t.name, chain);
-  if (op === '-N') {
-    t.declared.add(chain);
-  } else if (!known) {
-    throw new IptablesParseError(
-      n,
-      `${op} for undeclared chain "${chain}" (no ":${chain}" line in table "${t.name}")`,
-    );
-  }
+  // A command may name a chain the input does not declare: under --noflush it acts on the chain
+  // as it exists in the kernel (incremental syncs edit KUBE-SERVICES without flushing it by a
+  // `:KUBE-SERVICES` line). Whether the chain exists is decided when the input is applied.
+  if (op === '-N') t.declared.add(chain);
 
   let position: number | undefined;
   if ((op === '-I' || op === '-R' || op === '-D') && args.length > 0 && /^\d+$/.test(args[0]!)) {

@@ -294,3 +294,30 @@ describe('fake iptables: single commands', () => {
     expect(await old.hasRandomFully()).toBe(true);
   });
 });
+
+describe('fake iptables: commands on undeclared chains', () => {
+  const NOFLUSH = { flush: false, counters: true } as const;
+
+  it('edits an existing chain the payload does not declare, keeping its other rules', async () => {
+    const ipt = createFakeIptables();
+    await ipt.restoreAll(
+      '*nat\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -d 10.0.0.1 -j ACCEPT\n-A KUBE-SERVICES -d 10.0.0.2 -j ACCEPT\nCOMMIT\n',
+      NOFLUSH,
+    );
+    await ipt.restoreAll(
+      '*nat\n-D KUBE-SERVICES -d 10.0.0.1 -j ACCEPT\n-I KUBE-SERVICES 1 -d 10.0.0.3 -j ACCEPT\nCOMMIT\n',
+      NOFLUSH,
+    );
+    expect(ipt.rulesOf('nat', 'KUBE-SERVICES')?.map((r) => r.join(' '))).toEqual([
+      '-d 10.0.0.3 -j ACCEPT',
+      '-d 10.0.0.2 -j ACCEPT',
+    ]);
+  });
+
+  it('refuses a rule for a chain that does not exist, as the kernel does', async () => {
+    const ipt = createFakeIptables();
+    await expect(ipt.restoreAll('*nat\n-A NOPE -j ACCEPT\nCOMMIT\n', NOFLUSH)).rejects.toBeInstanceOf(
+      IptablesError,
+    );
+  });
+});

@@ -109,7 +109,7 @@ describe('parseDump', () => {
   });
 
   it('returns the complete tables before an error', () => {
-    const r = parseDumpPartial('*filter\n:A - [0:0]\nCOMMIT\n*nat\n-A NOPE -j ACCEPT\nCOMMIT\n');
+    const r = parseDumpPartial('*filter\n:A - [0:0]\nCOMMIT\n*nat\n-A\nCOMMIT\n');
     expect(r.dump.tables.map((t) => t.name)).toEqual(['filter']);
     expect(r.error?.line).toBe(5);
   });
@@ -122,13 +122,6 @@ describe('parseDump errors name the offending line', () => {
     ['rule outside a table', '-A A -j ACCEPT\n', 1, /outside a table/],
     ['chain outside a table', '*filter\nCOMMIT\n:A - [0:0]\n', 3, /outside a table/],
     ['garbage outside a table', 'hello\n', 1, /expected "\*table"/],
-    [
-      'rule for an undeclared chain',
-      '*nat\n:A - [0:0]\n-A KUBE-SVC-X -j ACCEPT\nCOMMIT\n',
-      3,
-      /undeclared chain "KUBE-SVC-X"/,
-    ],
-    ['-X of an undeclared chain', '*nat\n-X KUBE-SVC-X\nCOMMIT\n', 2, /undeclared chain/],
     [
       'rule added to a deleted chain',
       '*nat\n:A - [0:0]\n-X A\n-A A -j ACCEPT\nCOMMIT\n',
@@ -159,7 +152,18 @@ describe('parseDump errors name the offending line', () => {
   });
 
   it('puts the line in the message', () => {
-    expect(() => parseDump('*nat\n:A - [0:0]\n-A B -j ACCEPT\nCOMMIT\n')).toThrow(/^line 3: /);
+    expect(() => parseDump('*nat\n:A - [0:0]\n-A A\nCOMMIT\n')).toThrow(/^line 3: /);
+  });
+
+  it('accepts commands on chains the input does not declare (--noflush edits existing chains)', () => {
+    const d = parseDump(
+      '*nat\n-D KUBE-SERVICES -d 10.0.0.1 -j KUBE-SVC-X\n-I KUBE-SERVICES 1 -j KUBE-SVC-Y\n-X KUBE-SVC-X\nCOMMIT\n',
+    );
+    expect(d.tables[0]!.rules.map((r) => [r.op, r.chain, r.position])).toEqual([
+      ['-D', 'KUBE-SERVICES', undefined],
+      ['-I', 'KUBE-SERVICES', 1],
+      ['-X', 'KUBE-SVC-X', undefined],
+    ]);
   });
 });
 

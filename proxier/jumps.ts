@@ -1,0 +1,59 @@
+/**
+ * The jumps from the built-in chains (INPUT, FORWARD, OUTPUT, PREROUTING, POSTROUTING) into
+ * ours. Upstream ensures each with its own `iptables -N`, `-C` and `-I` on every full sync: about
+ * 40 process runs, each taking the xtables lock, which on a busy node costs seconds. Here the full
+ * sync reads the tables once (it already does, for stale chains) and the missing jumps go into
+ * the same restore as `-I <chain> 1 ...` lines, so the rules and their entry points commit
+ * together. The result on a clean host is upstream's: each jump inserted at position 1 in list
+ * order, so the top of every built-in chain is in reverse list order; a jump already present
+ * anywhere in the chain stays put.
+ */
+
+import { type ParsedDump, parseDumpPartial, ruleTarget } from '../pkg/iptables/parse.ts';
+import { comment } from '../pkg/iptables/payload.ts';
+import type { Table } from '../pkg/iptables/types.ts';
+import { type BuiltinJump, renderBuiltinJumps } from './render.ts';
+
+/** `-I` lines per table for the jumps absent from `saved` (iptables-save of filter and nat). */
+export function missingJumpLines(
+  saved: string,
+  declaredChains: ReadonlyMap<Table, ReadonlySet<string>>,
+): Map<Table, string[]> {
+  const dump = parseDumpPartial(saved).dump;
+  const out = new Map<Table, string[]>();
+  for (const j of renderBuiltinJumps()) {
+    // KUBE-FIREWALL is only in IPv4 payloads with localhost NodePorts; no chain, no jump.
+    if (!declaredChains.get(j.table)?.has(j.target)) continue;
+    if (hasJump(dump, j)) continue;
+    const lines = out.get(j.table) ?? [];
+    lines.push(['-I', j.chain, '1', ...argsForRestore(j)].join(' '));
+    out.set(j.table, lines);
+  }
+  return out;
+}
+
+function hasJump(dump: ParsedDump, j: BuiltinJump): boolean {
+  const table = dump.tables.find((t) => t.name === j.table);
+  return table?.rules.some((r) => r.chain === j.chain && ruleTarget(r.args)?.target === j.target) ?? false;
+}
+
+/** The jump's arguments with the comment quoted for restore input. */
+function argsForRestore(j: BuiltinJump): string[] {
+  const args = [...j.args];
+  const i = args.indexOf('--comment');
+  if (i < 0) return args;
+  return [...args.slice(0, i - 2), ...comment(args[i + 1]!), ...args.slice(i + 2)];
+}
+
+/** Inserts per-table lines just before that table's COMMIT in a restore payload. */
+export function withLinesBeforeCommit(payload: string, lines: ReadonlyMap<Table, readonly string[]>): string {
+  if (lines.size === 0) return payload;
+  let table: string | undefined;
+  const out: string[] = [];
+  for (const line of payload.split('\n')) {
+    if (line.startsWith('*')) table = line.slice(1);
+    if (line === 'COMMIT' && table) out.push(...(lines.get(table as Table) ?? []));
+    out.push(line);
+  }
+  return out.join('\n');
+}
