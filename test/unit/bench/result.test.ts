@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { mergeLines, parseLines } from '../../../hack/bench/report.ts';
 import {
   type BenchLine,
   checkTargets,
@@ -163,5 +164,24 @@ describe('markdownTable', () => {
     expect(t[3]).toContain('| legacy |');
     expect(t[3]).toContain('–');
     expect(t.every((row) => row.split('|').length === t[0]!.split('|').length)).toBe(true);
+  });
+});
+
+describe('report: mergeLines', () => {
+  it('merges lines of one size and backend, later non-null values winning, order kept', () => {
+    const merged = mergeLines(
+      parseLines(
+        [
+          '{"services":10,"endpointsPerService":5,"backend":"legacy","renderFullMs":3,"latencyP50Ms":null}',
+          '{"services":10,"endpointsPerService":5,"backend":"nft","renderFullMs":4}',
+          'bench: progress line',
+          '{"services":10,"endpointsPerService":5,"backend":"legacy","renderFullMs":null,"latencyP50Ms":120}',
+        ].join('\n'),
+      ),
+    );
+    expect(merged).toEqual([
+      { services: 10, endpointsPerService: 5, backend: 'legacy', renderFullMs: 3, latencyP50Ms: 120 },
+      { services: 10, endpointsPerService: 5, backend: 'nft', renderFullMs: 4 },
+    ]);
   });
 });
