@@ -14,6 +14,9 @@
  * Only the node namespace is touched.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   type Backend,
   type E2ECluster,
@@ -274,8 +277,8 @@ export interface ConntrackCluster {
   startProxy(): Promise<number>;
   /** Stops the proxy with SIGTERM (rules stay). */
   stopProxy(): Promise<void>;
-  /** End times of the running proxy's completed syncs (from its log). */
-  syncTimes(): number[];
+  /** The running proxy's completed syncs (from its log). */
+  syncs(): SyncRecord[];
   /** Resolves with the time of the first completed sync that started after `after`. */
   waitForSync(after: number, timeoutMs?: number): Promise<number>;
   /**
@@ -300,10 +303,37 @@ export interface ConntrackCluster {
   destroy(): Promise<void>;
 }
 
-const SYNC_LOG = /"time":(\d+)[^\n]*"msg":"synced iptables rules"/g;
+/**
+ * The legacy backend serialises every iptables process on the machine through one lock file,
+ * /run/xtables.lock, whatever their network namespace. Our nodes are namespaces on one machine,
+ * so unrelated kernel tests running alongside (or a slow iptables-restore of theirs) would hold
+ * our proxies' restores for seconds ("Another app is currently holding the xtables lock"), which
+ * is not what these tests measure: a real node's lock is its own. iptables reads the lock path
+ * from XTABLES_LOCKFILE; every process this test file starts (proxies, iptables-save) inherits
+ * one private to this test process, so our own nodes still share it with each other.
+ */
+function useOwnXtablesLock(): void {
+  if (process.env.XTABLES_LOCKFILE) return;
+  const file = join(tmpdir(), `kpt-conntrack-e2e-${process.pid}.xtables.lock`);
+  process.env.XTABLES_LOCKFILE = file;
+  process.once('exit', () => rmSync(file, { force: true }));
+}
+
+const SYNC_LOG = /"time":(\d+)[^\n]*"ms":(\d+)[^\n]*"msg":"synced iptables rules"/g;
+
+export interface SyncRecord {
+  /** When the sync finished (its log line). */
+  readonly time: number;
+  /** How long it took, as the proxy measured it. */
+  readonly ms: number;
+}
+
+function syncRecords(logs: string): SyncRecord[] {
+  return [...logs.matchAll(SYNC_LOG)].map((m) => ({ time: Number(m[1]), ms: Number(m[2]) }));
+}
 
 function syncTimes(logs: string): number[] {
-  return [...logs.matchAll(SYNC_LOG)].map((m) => Number(m[1]));
+  return syncRecords(logs).map((r) => r.time);
 }
 
 /**
@@ -314,6 +344,7 @@ export async function startConntrackCluster(opts: {
   backend: Backend;
   mode: Mode;
 }): Promise<ConntrackCluster> {
+  useOwnXtablesLock();
   const cluster = await startE2ECluster({ pods: 0, backend: opts.backend });
   const streams: UdpStream[] = [];
   const servers: ChildProcess[] = [];
@@ -367,7 +398,7 @@ export async function startConntrackCluster(opts: {
           throw new Error(`the proxy exited ${code} on SIGTERM:\n${proxy?.logs().slice(-4000)}`);
       },
       waitForSync,
-      syncTimes: () => (proxy ? syncTimes(proxy.logs()) : []),
+      syncs: () => (proxy ? syncRecords(proxy.logs()) : []),
       addClientPod: (name) => cluster.topo.addPod(name, nextIndex++),
       async addServerPod(name, index) {
         if (index !== undefined) {
@@ -468,6 +499,53 @@ export async function waitForEntry(
   return found!;
 }
 
+interface CleanupLine {
+  readonly time: number;
+  readonly byReason: Record<string, number>;
+}
+
+function cleanupLines(logs: string): CleanupLine[] {
+  const out: CleanupLine[] = [];
+  for (const line of logs.split('\n')) {
+    if (!line.includes('"msg":"Deleted stale conntrack entries"')) continue;
+    try {
+      const o = JSON.parse(line) as Partial<CleanupLine>;
+      if (typeof o.time === 'number') out.push({ time: o.time, byReason: o.byReason ?? {} });
+    } catch {
+      // not one of the proxy's JSON lines
+    }
+  }
+  return out;
+}
+
+/**
+ * What the proxy did between `since` and `until`, from its log: the syncs that ended (end time
+ * after `since` / duration) and its conntrack deletions with their reasons.
+ */
+export function proxyNotes(cc: ConntrackCluster, since: number, until: number): string {
+  const syncs = cc
+    .syncs()
+    .filter((x) => x.time >= since && x.time <= until)
+    .map((x) => `+${x.time - since}/${x.ms}ms`);
+  const deletions = cleanupLines(cc.proxy().logs())
+    .filter((x) => x.time >= since && x.time <= until)
+    .map(
+      (x) =>
+        `+${x.time - since}ms ${Object.entries(x.byReason)
+          .map(([r, n]) => `${r}=${n}`)
+          .join(',')}`,
+    );
+  return `syncs ${syncs.join(' ') || 'none'}; deleted ${deletions.join(' ') || 'nothing'}`;
+}
+
+function describeSyncs(cc: ConntrackCluster, since: number): string {
+  return cc
+    .syncs()
+    .filter((x) => x.time >= since - 3000)
+    .map((x) => `+${x.time - since}/${x.ms}ms`)
+    .join(' ');
+}
+
 export interface OutcomeCheck {
   readonly cc: ConntrackCluster;
   readonly stream: UdpStream;
@@ -495,12 +573,15 @@ export async function expectOutcome(c: OutcomeCheck): Promise<void> {
       const entries = await flowEntries(cc.node, c.dst, c.dport);
       throw new Error(
         `${c.scenario}: ${t === undefined ? 'no answer' : `first answer after ${t - since} ms`} from ${pod.name} (${pod.ip}); ` +
-          `want one within ${WINDOW_MS} ms.\nconntrack: ${describeEntries(entries)}\nproxy log tail:\n${cc.proxy().logs().slice(-3000)}`,
+          `want one within ${WINDOW_MS} ms.\nconntrack: ${describeEntries(entries)}\nsyncs around it (end time - since, duration): ${describeSyncs(cc, since)}` +
+          `\nproxy log tail:\n${cc.proxy().logs().slice(-3000)}`,
       );
     }
-    const sync = cc.syncTimes().find((x) => x >= since);
-    const syncNote = sync === undefined ? '' : `, proxy sync done at +${sync - since} ms`;
-    report(c.scenario, `first answer from the new endpoint ${pod.ip} after the change${syncNote}`, t - since);
+    report(
+      c.scenario,
+      `first answer from the new endpoint ${pod.ip} (${proxyNotes(cc, since, t)}) after`,
+      t - since,
+    );
     return;
   }
   const deadline = since + TWIN_OBSERVE_MS;

@@ -91,7 +91,7 @@ async function emptyToServing(cc: ConntrackCluster, c: Case): Promise<void> {
   const clientNs =
     c.client === 'pod' ? (await cc.addClientPod(`${c.service}-client`)).ns : cc.cluster.topo.client;
   const stream = cc.stream(clientNs, `${c.dst}:${c.dport}`, { sport: c.sport });
-  const entry = await waitForEntry(cc, 'the un-NATed entry', c.dst, c.dport, isUnNATed);
+  const entry = await waitForEntry(cc, 'the un-NATed entry', c.dst, c.dport, isUnNATed, 20_000);
   expect(isUnNATed(entry)).toBe(true);
 
   cc.createService(c.service, c.ports, c.spec);
@@ -133,6 +133,6 @@ describe.concurrent.each(['legacy', 'nft'] as const)('UDP empty → serving (%s 
     async (c) => {
       await onBoth(pair!, (cc) => emptyToServing(cc, c));
     },
-    60_000,
+    90_000,
   );
 });

@@ -155,7 +155,7 @@ async function unreadyThenReady(cc: ConntrackCluster): Promise<void> {
   // The client starts first, so its entry is un-NATed (see empty-to-serving.test.ts).
   const client = await cc.addClientPod(`${service}-client`);
   const stream = cc.stream(client.ns, `${clusterIP}:53`);
-  await waitForEntry(cc, 'the un-NATed entry', clusterIP, 53, isUnNATed);
+  await waitForEntry(cc, 'the un-NATed entry', clusterIP, 53, isUnNATed, 20_000);
 
   cc.createService(service, PORTS, { clusterIP });
   cc.setEndpoints(service, PORTS, [{ ip: pod.ip, ready: false, serving: false }]);
@@ -254,23 +254,23 @@ describe.concurrent(`UDP service and endpoint lifecycles (${BACKEND} backend)`, 
 
   afterAll(async () => {
     await destroyPair(pair);
-  }, 60_000);
+  }, 90_000);
 
   it('scale to zero and back to the same pod IP: the stale entry goes while at zero; answers again', async () => {
     await onBoth(pair!, (cc) => scaleToZeroAndBack(cc, { sameIP: true }));
-  }, 60_000);
+  }, 90_000);
 
   it('scale to zero and back to a new pod IP: answers within 2 s; blackholed without cleanup', async () => {
     await onBoth(pair!, (cc) => scaleToZeroAndBack(cc, { sameIP: false }));
-  }, 60_000);
+  }, 90_000);
 
   it('Service deleted while sending and re-created: its new pods answer within 2 s; not without cleanup', async () => {
     await onBoth(pair!, serviceDeletedAndRecreated);
-  }, 60_000);
+  }, 90_000);
 
   it('endpoints created unready then ready: answers within 2 s of ready; blackholed without cleanup', async () => {
     await onBoth(pair!, unreadyThenReady);
-  }, 60_000);
+  }, 90_000);
 
   it('SCTP server-pod cycle: INITs reach the new pod within 2 s; blackholed without cleanup', async ({
     skip,
@@ -284,9 +284,9 @@ describe.concurrent(`UDP service and endpoint lifecycles (${BACKEND} backend)`, 
       skip();
     }
     await onBoth(pair!, sctpPodCycle);
-  }, 60_000);
+  }, 90_000);
 
   it('internalTrafficPolicy Local, only local endpoint replaced: answers within 2 s; blackholed without cleanup', async () => {
     await onBoth(pair!, localEndpointReplaced);
-  }, 60_000);
+  }, 90_000);
 });

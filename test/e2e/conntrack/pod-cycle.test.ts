@@ -98,6 +98,6 @@ describe.concurrent.each(['legacy', 'nft'] as const)('UDP server-pod cycle (%s b
     async (c) => {
       await onBoth(pair!, (cc) => podCycle(cc, c));
     },
-    60_000,
+    90_000,
   );
 });
