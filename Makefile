@@ -16,7 +16,7 @@ export PATH := $(NODE_ENV_PATH)
 BIN := bin/kube-proxy-ts
 DEB_PACKAGES := iptables conntrack iproute2 socat kmod shellcheck
 
-.PHONY: build deps host-deps typecheck lint format test test-unit test-e2e run bench clean
+.PHONY: build deps host-deps typecheck lint format test test-unit test-kernel run bench clean
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -54,14 +54,16 @@ lint: deps
 format: deps
 	npx biome check --write .
 
+# Unit and golden tests run in parallel; kernel and e2e tests one file at a time (they measure).
 test: deps host-deps build typecheck lint
-	npx vitest run
+	npx vitest run --project unit
+	npx vitest run --project kernel
 
 test-unit: deps
-	npx vitest run --exclude 'test/e2e/**'
+	npx vitest run --project unit
 
-test-e2e: deps host-deps build
-	npx vitest run test/e2e
+test-kernel: deps host-deps build
+	npx vitest run --project kernel
 
 # With $KUBECONFIG: the proxy against that cluster (it programs THIS machine's netfilter).
 # Without: the sandbox, a node made of network namespaces with the development API server.
