@@ -22,6 +22,7 @@ import {
   makeState,
   type ServicePortSpec,
 } from '../../golden/support/builders.ts';
+import { overallIPTablesRulesState } from '../../golden/support/overall-cluster.ts';
 import {
   type FlowRow,
   rulesFor,
@@ -978,54 +979,7 @@ describe.each([V4, V6])('$family', (a) => {
 });
 
 describe('TestOverallIPTablesRules cluster (TestTracePacket rows over our own rendering)', async () => {
-  const svc1 = makeServicePort({ ns: 'ns1', name: 'svc1', clusterIP: '172.30.0.41', port: 80 });
-  const svc2 = makeServicePort({
-    ns: 'ns2',
-    name: 'svc2',
-    clusterIP: '172.30.0.42',
-    port: 80,
-    nodePort: 3001,
-    loadBalancerVIPs: ['1.2.3.4'],
-    externalIPs: ['192.168.99.22'],
-    healthCheckNodePort: 30000,
-    externalPolicyLocal: true,
-  });
-  const svc3 = makeServicePort({
-    ns: 'ns3',
-    name: 'svc3',
-    clusterIP: '172.30.0.43',
-    port: 80,
-    nodePort: 3003,
-  });
-  const svc4 = makeServicePort({
-    ns: 'ns4',
-    name: 'svc4',
-    clusterIP: '172.30.0.44',
-    port: 80,
-    externalIPs: ['192.168.99.33'],
-  });
-  const svc5 = makeServicePort({
-    ns: 'ns5',
-    name: 'svc5',
-    clusterIP: '172.30.0.45',
-    port: 80,
-    nodePort: 3002,
-    loadBalancerVIPs: ['5.6.7.8'],
-    loadBalancerSourceRanges: ['203.0.113.0/25'],
-    sessionAffinity: { type: 'ClientIP', timeoutSeconds: 10800 },
-  });
-  const svc6 = makeServicePort({ ns: 'ns6', name: 'svc6', clusterIP: '172.30.0.46', port: 80 });
-  const state = makeState(
-    [svc1, svc2, svc3, svc4, svc5, svc6],
-    [
-      [svc1, [makeEndpoint('10.180.0.1', 80)]],
-      [svc2, [makeEndpoint('10.180.0.2', 80)]],
-      [svc3, [makeEndpoint('10.180.0.3', 80)]],
-      [svc4, [makeEndpoint('10.180.0.4', 80), makeEndpoint('10.180.0.5', 80, { local: true })]],
-      [svc5, [makeEndpoint('10.180.0.3', 80)]],
-    ],
-  );
-  const rules = await rulesFor(state, fakeProxierConfig('IPv4'));
+  const rules = await rulesFor(overallIPTablesRulesState(), fakeProxierConfig('IPv4'));
   it.each<FlowRow>([
     { name: 'no match', source: '10.0.0.2', dest: '10.0.0.3', port: 80, output: '', masq: false },
     {

@@ -14,12 +14,8 @@ import { parseDocuments } from '../../../../cmd/kube-proxy-ts/state-from-files.t
 import { traceCommand } from '../../../../cmd/kube-proxy-ts/trace.ts';
 import { renderRules } from '../../../../proxier/render.ts';
 import { tablesAfterFullSync } from '../../../../proxier/trace/full-sync.ts';
-import {
-  fakeProxierConfig,
-  makeEndpoint,
-  makeServicePort,
-  makeState,
-} from '../../../golden/support/builders.ts';
+import { fakeProxierConfig } from '../../../golden/support/builders.ts';
+import { overallIPTablesRulesState } from '../../../golden/support/overall-cluster.ts';
 
 const FIXTURES = new URL('../../../fixtures/render/', import.meta.url).pathname;
 const YAML = join(FIXTURES, 'overall.yaml');
@@ -52,64 +48,17 @@ async function run(
   return { code, stdout, stderr };
 }
 
-/** The same cluster built by hand (as test/golden/overall-iptables-rules.test.ts). */
-function overallState() {
-  const svc1 = makeServicePort({ ns: 'ns1', name: 'svc1', clusterIP: '172.30.0.41', port: 80 });
-  const svc2 = makeServicePort({
-    ns: 'ns2',
-    name: 'svc2',
-    clusterIP: '172.30.0.42',
-    port: 80,
-    nodePort: 3001,
-    loadBalancerVIPs: ['1.2.3.4'],
-    externalIPs: ['192.168.99.22'],
-    healthCheckNodePort: 30000,
-    externalPolicyLocal: true,
-  });
-  const svc3 = makeServicePort({
-    ns: 'ns3',
-    name: 'svc3',
-    clusterIP: '172.30.0.43',
-    port: 80,
-    nodePort: 3003,
-  });
-  const svc4 = makeServicePort({
-    ns: 'ns4',
-    name: 'svc4',
-    clusterIP: '172.30.0.44',
-    port: 80,
-    externalIPs: ['192.168.99.33'],
-  });
-  const svc5 = makeServicePort({
-    ns: 'ns5',
-    name: 'svc5',
-    clusterIP: '172.30.0.45',
-    port: 80,
-    nodePort: 3002,
-    loadBalancerVIPs: ['5.6.7.8'],
-    loadBalancerSourceRanges: ['203.0.113.0/25'],
-    sessionAffinity: { type: 'ClientIP', timeoutSeconds: 10800 },
-  });
-  const svc6 = makeServicePort({ ns: 'ns6', name: 'svc6', clusterIP: '172.30.0.46', port: 80 });
-  return makeState(
-    [svc1, svc2, svc3, svc4, svc5, svc6],
-    [
-      [svc1, [makeEndpoint('10.180.0.1', 80)]],
-      [svc2, [makeEndpoint('10.180.0.2', 80)]],
-      [svc3, [makeEndpoint('10.180.0.3', 80)]],
-      [svc4, [makeEndpoint('10.180.0.4', 80), makeEndpoint('10.180.0.5', 80, { local: true })]],
-      [svc5, [makeEndpoint('10.180.0.3', 80)]],
-    ],
-  );
-}
-
 describe('render', () => {
   it('prints what the renderer gives for the same cluster, applied as a full sync on an empty node', async () => {
     const { code, stdout, stderr } = await run(renderCommand, ['-f', YAML, ...FLAGS]);
     expect(code, stderr).toBe(0);
-    const direct = renderRules(overallState(), fakeProxierConfig('IPv4', { hasRandomFully: false }), {
-      full: true,
-    });
+    const direct = renderRules(
+      overallIPTablesRulesState(),
+      fakeProxierConfig('IPv4', { hasRandomFully: false }),
+      {
+        full: true,
+      },
+    );
     expect(stdout).toBe(`# kube-proxy-ts render: IPv4\n${await tablesAfterFullSync(direct, 'IPv4')}`);
     // The upstream dump's characteristic lines are there, as are the built-in jumps.
     expect(stdout).toContain(
