@@ -26,6 +26,7 @@ import {
   type ParsedTable,
   parseDumpPartial,
   ruleTarget,
+  TARGET_EXTENSIONS,
 } from './parse.ts';
 import type { Backend, Family, Iptables, RestoreOptions, Table } from './types.ts';
 import { RANDOM_FULLY_MIN_VERSION, versionAtLeast } from './version.ts';
@@ -67,40 +68,6 @@ export interface FakeIptablesOptions {
   readonly version?: string;
 }
 
-/** Targets provided by extensions (anything else after -j must be a chain). */
-const TARGET_EXTENSIONS = new Set([
-  'ACCEPT',
-  'DROP',
-  'RETURN',
-  'QUEUE',
-  'REJECT',
-  'DNAT',
-  'SNAT',
-  'MASQUERADE',
-  'REDIRECT',
-  'NETMAP',
-  'MARK',
-  'CONNMARK',
-  'LOG',
-  'NFLOG',
-  'NFQUEUE',
-  'NOTRACK',
-  'CT',
-  'TPROXY',
-  'TCPMSS',
-  'CLASSIFY',
-  'CHECKSUM',
-  'TRACE',
-  'AUDIT',
-  'DSCP',
-  'TOS',
-  'TTL',
-  'HL',
-  'SET',
-  'SECMARK',
-  'CONNSECMARK',
-  'IDLETIMER',
-]);
 // The kernel accepts these only in the nat table ("DNAT target: only valid in nat table").
 const NAT_ONLY_TARGETS = new Set(['DNAT', 'SNAT', 'MASQUERADE', 'REDIRECT', 'NETMAP']);
 const TABLE_ORDER = ['filter', 'nat', 'mangle', 'raw', 'security'];

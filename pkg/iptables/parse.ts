@@ -75,6 +75,41 @@ export function isBuiltinChain(table: string, chain: string): boolean {
   return BUILTIN_CHAINS[table]?.includes(chain) ?? false;
 }
 
+/** Targets provided by extensions: any other name after `-j`/`-g` must be a chain. */
+export const TARGET_EXTENSIONS: ReadonlySet<string> = new Set([
+  'ACCEPT',
+  'DROP',
+  'RETURN',
+  'QUEUE',
+  'REJECT',
+  'DNAT',
+  'SNAT',
+  'MASQUERADE',
+  'REDIRECT',
+  'NETMAP',
+  'MARK',
+  'CONNMARK',
+  'LOG',
+  'NFLOG',
+  'NFQUEUE',
+  'NOTRACK',
+  'CT',
+  'TPROXY',
+  'TCPMSS',
+  'CLASSIFY',
+  'CHECKSUM',
+  'TRACE',
+  'AUDIT',
+  'DSCP',
+  'TOS',
+  'TTL',
+  'HL',
+  'SET',
+  'SECMARK',
+  'CONNSECMARK',
+  'IDLETIMER',
+]);
+
 const LONG_OPS: Readonly<Record<string, RuleOp>> = {
   '--append': '-A',
   '--insert': '-I',

@@ -10,7 +10,7 @@
  * (`-d 10.0.0.1/32`, `--set-xmark 0x4000/0x4000`, `--probability 0.50000000000`, `-m recent
  * --mask 255.255.255.255 --rsource`, ...).
  */
-import { formatWords, type ParsedDump, parseDump } from '../../pkg/iptables/parse.ts';
+import { formatWords, type ParsedDump, parseDump, TARGET_EXTENSIONS } from '../../pkg/iptables/parse.ts';
 import { type IPFamily, type ParsedCIDR, type ParsedIP, parseCIDR, parseIP } from '../../pkg/net/ip.ts';
 import { TraceError } from './errors.ts';
 
@@ -262,30 +262,6 @@ const KNOWN_MODULES = new Set([
 ]);
 // Targets that only count, log or annotate.
 const LOG_TARGETS = new Set(['LOG', 'NFLOG']);
-// Upper-case names are target extensions; a user chain with such a name is not supported.
-const OTHER_EXTENSION_TARGETS = new Set([
-  'QUEUE',
-  'REDIRECT',
-  'NETMAP',
-  'CONNMARK',
-  'NFQUEUE',
-  'NOTRACK',
-  'CT',
-  'TPROXY',
-  'TCPMSS',
-  'CLASSIFY',
-  'CHECKSUM',
-  'TRACE',
-  'AUDIT',
-  'DSCP',
-  'TOS',
-  'TTL',
-  'HL',
-  'SET',
-  'SECMARK',
-  'CONNSECMARK',
-  'IDLETIMER',
-]);
 
 class Unsupported extends Error {
   readonly code: 'unsupported-match' | 'unsupported-target';
@@ -539,7 +515,9 @@ function compileTarget(name: string, goto: boolean, opts: ReadonlyMap<string, st
       return compileMarkTarget(opts);
     default:
       if (LOG_TARGETS.has(name)) return { kind: 'log', name };
-      if (OTHER_EXTENSION_TARGETS.has(name)) {
+      // Every other extension target (the cases above never get here); a user chain named like
+      // an extension is not supported either.
+      if (TARGET_EXTENSIONS.has(name)) {
         throw new Unsupported('unsupported-target', `target ${name} is not supported`);
       }
       if (opts.size > 0) throw new Unsupported('unsupported-target', `options after a jump to chain ${name}`);
