@@ -185,3 +185,34 @@ describe('report: mergeLines', () => {
     ]);
   });
 });
+
+describe('checkTargets in CPU time', () => {
+  const cpu: BenchLine = {
+    ...base,
+    renderFullCpuMs: 1700,
+    restoreFullCpuMs: 5400,
+    trackerOneChangeMs: 3,
+    renderPartialMs: 11,
+    restorePartialCpuMs: 30,
+    restoreOneRuleCpuMs: 20,
+    restoreUpstreamStylePartialCpuMs: 730,
+  };
+
+  it('judges render against restore CPU and the sync overhead above the floor', () => {
+    const c = byTarget([cpu]);
+    expect(c.get('full sync: render <= 10% of restore (CPU time)')?.met).toBe(false);
+    // 3 + 11 + (30 - 20) = 24 ms.
+    expect(c.get('one endpoint at 10k: sync - restoreOneRule < 20 ms (CPU time)')?.met).toBe(false);
+    expect(c.get('nft one endpoint at 10k: restorePartial <= 1.5x restoreOneRule (CPU time)')?.met).toBe(
+      true,
+    );
+    expect(c.get('nft one endpoint at 10k: restorePartial <= 1/4 upstream style (CPU time)')?.met).toBe(true);
+    const fast = byTarget([{ ...cpu, renderFullCpuMs: 500, restorePartialCpuMs: 20 }]);
+    expect(fast.get('full sync: render <= 10% of restore (CPU time)')?.met).toBe(true);
+    expect(fast.get('one endpoint at 10k: sync - restoreOneRule < 20 ms (CPU time)')?.met).toBe(true);
+  });
+
+  it('says n/a without CPU numbers', () => {
+    expect(byTarget([base]).get('full sync: render <= 10% of restore (CPU time)')?.met).toBeNull();
+  });
+});
