@@ -162,114 +162,40 @@ export function renderServicePort(
   }
 
   const { filterRules, topNatRules } = sinks;
+  // The shape of every top-level rule that matches one of the service's addresses and its port.
+  const destRule = (sink: RuleSink, chain: string, text: string, ip: string, target: string): void =>
+    sink.write('-A', chain, comment(text), protoMatch(protocol), '-d', ip, '--dport', port, '-j', target);
 
   // Cluster IP.
   if (hasInternalEndpoints) {
-    topNatRules.write(
-      '-A',
-      KUBE_SERVICES,
-      comment(`${name} cluster IP`),
-      protoMatch(protocol),
-      '-d',
-      svc.clusterIP,
-      '--dport',
-      port,
-      '-j',
-      internalChain,
-    );
+    destRule(topNatRules, KUBE_SERVICES, `${name} cluster IP`, svc.clusterIP, internalChain);
   } else {
-    filterRules.write(
-      '-A',
-      KUBE_SERVICES,
-      comment(internalFilterComment),
-      protoMatch(protocol),
-      '-d',
-      svc.clusterIP,
-      '--dport',
-      port,
-      '-j',
-      internalFilterTarget,
-    );
+    destRule(filterRules, KUBE_SERVICES, internalFilterComment, svc.clusterIP, internalFilterTarget);
   }
 
   // External IPs.
   for (const ip of svc.externalIPs) {
     if (hasEndpoints) {
-      topNatRules.write(
-        '-A',
-        KUBE_SERVICES,
-        comment(`${name} external IP`),
-        protoMatch(protocol),
-        '-d',
-        ip,
-        '--dport',
-        port,
-        '-j',
-        chains.ext,
-      );
+      destRule(topNatRules, KUBE_SERVICES, `${name} external IP`, ip, chains.ext);
     }
     if (!hasExternalEndpoints) {
-      filterRules.write(
-        '-A',
-        KUBE_EXTERNAL_SERVICES,
-        comment(externalFilterComment),
-        protoMatch(protocol),
-        '-d',
-        ip,
-        '--dport',
-        port,
-        '-j',
-        externalFilterTarget,
-      );
+      destRule(filterRules, KUBE_EXTERNAL_SERVICES, externalFilterComment, ip, externalFilterTarget);
     }
   }
 
   // Load-balancer VIPs.
   for (const ip of svc.loadBalancerVIPs) {
     if (hasEndpoints) {
-      topNatRules.write(
-        '-A',
-        KUBE_SERVICES,
-        comment(`${name} loadbalancer IP`),
-        protoMatch(protocol),
-        '-d',
-        ip,
-        '--dport',
-        port,
-        '-j',
-        loadBalancerChain,
-      );
+      destRule(topNatRules, KUBE_SERVICES, `${name} loadbalancer IP`, ip, loadBalancerChain);
     }
     if (usesFWChain) {
       // A packet still addressed to the VIP in filter was not DNATed by KUBE-FW: drop it.
-      filterRules.write(
-        '-A',
-        KUBE_PROXY_FIREWALL,
-        comment(`${name} traffic not accepted by ${chains.fw}`),
-        protoMatch(protocol),
-        '-d',
-        ip,
-        '--dport',
-        port,
-        '-j',
-        'DROP',
-      );
+      destRule(filterRules, KUBE_PROXY_FIREWALL, `${name} traffic not accepted by ${chains.fw}`, ip, 'DROP');
     }
   }
   if (!hasExternalEndpoints) {
     for (const ip of svc.loadBalancerVIPs) {
-      filterRules.write(
-        '-A',
-        KUBE_EXTERNAL_SERVICES,
-        comment(externalFilterComment),
-        protoMatch(protocol),
-        '-d',
-        ip,
-        '--dport',
-        port,
-        '-j',
-        externalFilterTarget,
-      );
+      destRule(filterRules, KUBE_EXTERNAL_SERVICES, externalFilterComment, ip, externalFilterTarget);
     }
   }
 
