@@ -4,6 +4,7 @@
  *   node hack/bench/main.ts [SIZE...] [--backends legacy,nft] [--reps N] [--latency-sizes LIST]
  *                           [--latency-changes N] [--min-sync-period-ms N]
  *                           [--conntrack-entries N] [--no-conntrack] [--skip-sync] [--quick]
+ *                           [--child-node-options "FLAGS"]
  *                                                                                  (as root)
  *
  * SIZE is `services` or `servicesxendpoints` (default 100x5 1000x5 5000x5 10000x5 10000x10).
@@ -59,6 +60,12 @@ export interface BenchArgs {
   readonly quick: boolean;
   /** Latency (and conntrack) only: no render/restore measurements. */
   readonly skipSync: boolean;
+  /**
+   * Extra node flags for the process that renders (e.g. `--max-semi-space-size=4`): V8's heap
+   * sizing decides much of the resident set of a process that makes as much garbage as a full
+   * sync does, so rssPeakMB is reported with the flags used.
+   */
+  readonly childNodeOptions: readonly string[];
 }
 
 export const DEFAULT_SIZES: readonly Size[] = [
@@ -107,6 +114,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
       'no-conntrack': { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
       'skip-sync': { type: 'boolean', default: false },
+      'child-node-options': { type: 'string' },
     },
   });
   const quick = values.quick === true;
@@ -141,6 +149,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     conntrackStale: 16,
     quick,
     skipSync: values['skip-sync'] === true,
+    childNodeOptions: (values['child-node-options'] ?? '').split(' ').filter(Boolean),
   };
 }
 
@@ -269,6 +278,7 @@ async function syncRun(size: Size, backend: BenchBackend, args: BenchArgs): Prom
     const r = await runNode(
       [
         '--expose-gc',
+        ...args.childNodeOptions,
         join(HERE, 'sync-child.ts'),
         '--services',
         String(size.services),
@@ -387,6 +397,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           ...latency,
           ...conntrack,
           reps: args.reps,
+          ...(args.childNodeOptions.length > 0 ? { childNodeOptions: args.childNodeOptions.join(' ') } : {}),
           loadAverageStart,
           loadAverageEnd: round1(loadavg()[0]!),
           wallMs: Math.round(performance.now() - started),
