@@ -45,7 +45,10 @@ export interface IptablesConfig {
 }
 
 export interface ConntrackConfig {
-  /** `--conntrack-max-per-core` / `conntrack.maxPerCore` (32768); 0 leaves nf_conntrack_max alone. */
+  /**
+   * `--conntrack-max-per-core` / `conntrack.maxPerCore` (32768); 0 leaves nf_conntrack_max alone
+   * (and `min` is then ignored).
+   */
   readonly maxPerCore: number;
   /** `--conntrack-min` / `conntrack.min` (131072). */
   readonly min: number;

@@ -21,19 +21,24 @@
  * A value already equal to the wanted one is not rewritten.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import type { ConntrackConfig } from '../config/config.ts';
 import type { Logger } from '../log/logger.ts';
 import { parseIntValue, procSysctl, type SysctlErrorCode, type SysctlIO, toSysctlError } from './sysctl.ts';
 
-export interface ConntrackSysctlConfig {
-  /** 0 leaves nf_conntrack_max alone (and `min` is then ignored). */
-  readonly maxPerCore: number;
-  readonly min: number;
-  readonly tcpEstablishedTimeoutMs: number;
-  readonly tcpCloseWaitTimeoutMs: number;
-  readonly tcpBeLiberal: boolean;
-  readonly udpTimeoutMs: number;
-  readonly udpStreamTimeoutMs: number;
-}
+/**
+ * The conntrack settings this module applies: the daemon's resolved `conntrack` configuration
+ * (pkg/config, where each field's flag and default are documented), narrowed to what is read here.
+ */
+export type ConntrackSysctlConfig = Pick<
+  ConntrackConfig,
+  | 'maxPerCore'
+  | 'min'
+  | 'tcpEstablishedTimeoutMs'
+  | 'tcpCloseWaitTimeoutMs'
+  | 'tcpBeLiberal'
+  | 'udpTimeoutMs'
+  | 'udpStreamTimeoutMs'
+>;
 
 /** The nf_conntrack module's hash table size: one global value, not per namespace. */
 export interface HashsizeIO {
