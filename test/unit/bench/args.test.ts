@@ -91,7 +91,8 @@ describe('--child-node-options', () => {
   it('splits the flags for the rendering process; none by default', () => {
     expect(parseBenchArgs([]).childNodeOptions).toEqual([]);
     expect(
-      parseBenchArgs(['--child-node-options', '--max-semi-space-size=4  --max-old-space-size=256'])
+      // A value starting with a dash goes after `=`, as node:util parseArgs requires.
+      parseBenchArgs(['--child-node-options=--max-semi-space-size=4  --max-old-space-size=256'])
         .childNodeOptions,
     ).toEqual(['--max-semi-space-size=4', '--max-old-space-size=256']);
   });
