@@ -63,44 +63,48 @@ describe('localhost NodePorts (legacy)', () => {
   }
   const noDetector = { localDetector: { mode: 'none' } } as const;
 
-  it('TestEnableLocalhostNodePortsIPv4: KUBE-FIREWALL and an unrestricted nodeports jump', () => {
-    const r = renderRules(
-      nodePortState('IPv4'),
-      legacyConfig('IPv4', { ...noDetector, localhostNodePorts: true }),
-      { full: true },
-    );
-    expectGolden(r.payload, 'legacy-enable-localhost-nodeports-ipv4.txt');
-  });
-
-  it('TestDisableLocalhostNodePortsIPv4: no KUBE-FIREWALL, loopback excluded', () => {
-    const r = renderRules(
-      nodePortState('IPv4'),
-      legacyConfig('IPv4', { ...noDetector, localhostNodePorts: false }),
-      {
-        full: true,
-      },
-    );
-    expectGolden(r.payload, 'legacy-disable-localhost-nodeports-ipv4.txt');
-  });
-
-  it('TestDisableLocalhostNodePortsIPv4WithNodeAddress: only loopback allowed, so no nodeports jump', () => {
-    const r = renderRules(
-      nodePortState('IPv4'),
-      legacyConfig('IPv4', { ...noDetector, localhostNodePorts: false, nodePortAddresses: ['127.0.0.0/8'] }),
-      { full: true },
-    );
-    expectGolden(r.payload, 'legacy-disable-localhost-nodeports-ipv4-with-node-address.txt');
-    expect(r.warnings).toEqual([
-      '--nodeport-addresses includes localhost (127.0.0.1) but --iptables-localhost-nodeports=false was passed',
-    ]);
-  });
-
-  it('TestEnableLocalhostNodePortsIPv6: bracketed endpoints, no KUBE-FIREWALL, ::1 excluded', () => {
-    const r = renderRules(
-      nodePortState('IPv6'),
-      legacyConfig('IPv6', { ...noDetector, localhostNodePorts: true }),
-      { full: true },
-    );
-    expectGolden(r.payload, 'legacy-enable-localhost-nodeports-ipv6.txt');
+  it.each<{
+    name: string;
+    family: IPFamily;
+    config: Partial<RenderConfig>;
+    golden: string;
+    warnings: readonly string[];
+  }>([
+    {
+      name: 'TestEnableLocalhostNodePortsIPv4: KUBE-FIREWALL and an unrestricted nodeports jump',
+      family: 'IPv4',
+      config: { localhostNodePorts: true },
+      golden: 'legacy-enable-localhost-nodeports-ipv4.txt',
+      warnings: [],
+    },
+    {
+      name: 'TestDisableLocalhostNodePortsIPv4: no KUBE-FIREWALL, loopback excluded',
+      family: 'IPv4',
+      config: { localhostNodePorts: false },
+      golden: 'legacy-disable-localhost-nodeports-ipv4.txt',
+      warnings: [],
+    },
+    {
+      name: 'TestDisableLocalhostNodePortsIPv4WithNodeAddress: only loopback allowed, so no nodeports jump',
+      family: 'IPv4',
+      config: { localhostNodePorts: false, nodePortAddresses: ['127.0.0.0/8'] },
+      golden: 'legacy-disable-localhost-nodeports-ipv4-with-node-address.txt',
+      warnings: [
+        '--nodeport-addresses includes localhost (127.0.0.1) but --iptables-localhost-nodeports=false was passed',
+      ],
+    },
+    {
+      name: 'TestEnableLocalhostNodePortsIPv6: bracketed endpoints, no KUBE-FIREWALL, ::1 excluded',
+      family: 'IPv6',
+      config: { localhostNodePorts: true },
+      golden: 'legacy-enable-localhost-nodeports-ipv6.txt',
+      warnings: [],
+    },
+  ])('$name', ({ family, config, golden, warnings }) => {
+    const r = renderRules(nodePortState(family), legacyConfig(family, { ...noDetector, ...config }), {
+      full: true,
+    });
+    expectGolden(r.payload, golden);
+    expect(r.warnings).toEqual(warnings);
   });
 });
