@@ -499,18 +499,22 @@ export async function waitForEntry(
   return found!;
 }
 
-interface CleanupLine {
+export interface CleanupLine {
   readonly time: number;
   readonly byReason: Record<string, number>;
+  /** A few of the deleted flows, as the proxy formats them (`reason: flow`). */
+  readonly examples: readonly string[];
 }
 
-function cleanupLines(logs: string): CleanupLine[] {
+/** The proxy's "Deleted stale conntrack entries" log lines. */
+export function cleanupLines(logs: string): CleanupLine[] {
   const out: CleanupLine[] = [];
   for (const line of logs.split('\n')) {
     if (!line.includes('"msg":"Deleted stale conntrack entries"')) continue;
     try {
       const o = JSON.parse(line) as Partial<CleanupLine>;
-      if (typeof o.time === 'number') out.push({ time: o.time, byReason: o.byReason ?? {} });
+      if (typeof o.time === 'number')
+        out.push({ time: o.time, byReason: o.byReason ?? {}, examples: o.examples ?? [] });
     } catch {
       // not one of the proxy's JSON lines
     }
@@ -753,28 +757,53 @@ export interface SctpReceipt {
 }
 
 /**
- * Splits what a raw SCTP socket read into packets. socat hands over the SCTP packet without its
- * IPv4 header (some builds may keep it: a first nibble of 4 is an IPv4 header, skipped; our
- * source ports never start with that nibble). Our packets hold one chunk, so a packet is the
- * 12-byte common header plus that chunk, padded to 4 bytes.
+ * Reads `socat -x` dumps (stderr) of a raw SCTP receiver: each received packet is a header line
+ * with socat's own receive time (`> 2026/11/25 13:34:49.000213856  length=32 from=0 to=31`)
+ * followed by its bytes in hex. Taking socat's time, not this process's, keeps a busy test
+ * process from adding its own lag to the measurement. socat hands over the SCTP packet without
+ * its IPv4 header (a build that kept it would show a first nibble of 4, skipped here; our
+ * source ports never start with that nibble).
  */
-export function createSctpParser(sink: (r: SctpReceipt) => void): (chunk: Buffer) => void {
-  let buf = Buffer.alloc(0);
+/**
+ * socat 1.7 prints the microseconds of its timestamps zero-padded to nine digits
+ * (`13:39:07.000957171` is .957171 s), where a fixed socat prints nanoseconds. A nine-digit value
+ * under 10^6 is read as microseconds; read the other way it would be under 1 ms, so either
+ * reading is right to the millisecond.
+ */
+export function fractionMs(frac: string): number {
+  const n = Number(frac);
+  if (frac.length === 9 && n < 1_000_000) return Math.floor(n / 1000);
+  return Math.floor(n / 10 ** (frac.length - 3));
+}
+
+export function createSocatDumpParser(sink: (r: SctpReceipt) => void): (chunk: Buffer | string) => void {
+  let text = '';
+  let t: number | undefined;
+  let bytes: number[] = [];
+  const flush = () => {
+    if (t === undefined) return;
+    const start = bytes[0] !== undefined && bytes[0] >> 4 === 4 ? (bytes[0] & 0x0f) * 4 : 0;
+    if (bytes.length < start + 13) return;
+    sink({ t, sport: (bytes[start]! << 8) | bytes[start + 1]!, chunk: bytes[start + 12]! });
+    t = undefined;
+  };
   return (chunk) => {
-    buf = Buffer.concat([buf, chunk]);
-    while (buf.length >= 16) {
-      let start = 0;
-      if (buf[0]! >> 4 === 4) start = (buf[0]! & 0x0f) * 4;
-      if (buf.length < start + 16) return;
-      const chunkLength = buf.readUInt16BE(start + 14);
-      if (chunkLength < 4) {
-        buf = Buffer.alloc(0); // not a packet boundary: resynchronising is not worth it
-        return;
+    text += chunk.toString();
+    let i = text.indexOf('\n');
+    while (i >= 0) {
+      const line = text.slice(0, i);
+      text = text.slice(i + 1);
+      const h = /^[<>] (\d{4})\/(\d\d)\/(\d\d) (\d\d):(\d\d):(\d\d)\.(\d+)\s+length=/.exec(line);
+      if (h) {
+        const [, y, mo, d, hh, mm, ss] = h.map(Number) as number[];
+        t = new Date(y!, mo! - 1, d!, hh!, mm!, ss!, fractionMs(h[7]!)).getTime();
+        bytes = [];
+      } else if (t !== undefined && /^\s+[0-9a-f]{2}( |$)/.test(line)) {
+        for (const b of line.trim().split(/\s+/))
+          if (/^[0-9a-f]{2}$/.test(b)) bytes.push(Number.parseInt(b, 16));
+        flush();
       }
-      const total = start + 12 + Math.ceil(chunkLength / 4) * 4;
-      if (buf.length < total) return;
-      sink({ t: Date.now(), sport: buf.readUInt16BE(start), chunk: buf[start + 12]! });
-      buf = buf.subarray(total);
+      i = text.indexOf('\n');
     }
   };
 }
@@ -796,12 +825,12 @@ function spawnIn(ns: string, argv: readonly string[], stdin: 'pipe' | 'ignore'):
 /** A pod whose raw SCTP receiver records every SCTP packet addressed to it. */
 export async function addSctpPod(cc: ConntrackCluster, name: string): Promise<SctpPod> {
   const pod = await cc.addClientPod(name);
-  const child = spawnIn(pod.ns, ['socat', '-u', 'IP4-RECV:132', 'STDOUT'], 'ignore');
+  const child = spawnIn(pod.ns, ['socat', '-u', '-x', 'IP4-RECV:132', 'OPEN:/dev/null'], 'ignore');
   const received: SctpReceipt[] = [];
   const waiters = new Set<() => void>();
-  child.stdout?.on(
+  child.stderr?.on(
     'data',
-    createSctpParser((r) => {
+    createSocatDumpParser((r) => {
       received.push(r);
       for (const w of waiters) w();
     }),
@@ -841,24 +870,30 @@ export function startSctpInits(
   dport: number,
   opts: { sport?: number; maxSeconds?: number } = {},
 ): SctpClient {
-  const child = spawnIn(ns, ['socat', '-u', 'STDIN', `IP4-SENDTO:${dst}:132`], 'pipe');
-  child.stdin?.on('error', () => {});
   const packet = sctpInit(opts.sport ?? SPORT, dport, 0x1badb002);
-  let sent = 0;
-  const max = Math.ceil(((opts.maxSeconds ?? 60) * 1000) / INTERVAL_MS);
-  // One write per interval: socat reads each as one block and sends it as one datagram.
-  const tick = setInterval(() => {
-    if (sent++ >= max || child.exitCode !== null) {
-      clearInterval(tick);
-      child.stdin?.end();
-      return;
-    }
-    child.stdin?.write(packet);
-  }, INTERVAL_MS);
+  const escaped = [...packet].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
+  const count = Math.ceil(((opts.maxSeconds ?? 60) * 1000) / INTERVAL_MS);
+  // The pacing runs in its own shell, not in this (busy) test process: a stall of more than 3 s
+  // would let the COOKIE_WAIT entry expire and hide the blackhole. One printf per interval:
+  // socat reads each as one block and sends it as one datagram.
+  const loop = `for i in $(seq ${count}); do printf '${escaped}'; sleep ${INTERVAL_MS / 1000}; done`;
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', ns, 'bash', '-c', `${loop} | socat -u STDIN IP4-SENDTO:${dst}:132`],
+    { stdio: 'ignore', detached: true },
+  );
   return {
     async stop() {
-      clearInterval(tick);
-      await killAndWait(child);
+      // The shell, its loop and socat form one process group.
+      if (child.pid !== undefined && child.exitCode === null) {
+        const exited = new Promise<void>((r) => child.once('exit', () => r()));
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+        await Promise.race([exited, sleep(5000)]);
+      }
     },
   };
 }

@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   crc32c,
-  createSctpParser,
+  createSocatDumpParser,
+  fractionMs,
   isUnNATed,
   parseConntrackLine,
   type SctpReceipt,
@@ -74,23 +75,35 @@ describe('SCTP packets', () => {
     expect(p.readUInt32LE(8)).toBe(crc32c(zeroed));
   });
 
-  it('the parser splits packets however the reads cut them, with or without an IPv4 header', () => {
+  it('socat timestamps: nine digits of microseconds (socat 1.7) or of nanoseconds', () => {
+    expect(fractionMs('000957171')).toBe(957);
+    expect(fractionMs('957171123')).toBe(957);
+    expect(fractionMs('123456')).toBe(123);
+  });
+
+  it("the socat dump parser takes socat's receive time and the packet's port and chunk", () => {
     const got: SctpReceipt[] = [];
-    const feed = createSctpParser((r) => got.push(r));
+    const feed = createSocatDumpParser((r) => got.push(r));
+    const hex = (b: Buffer) => ` ${[...b].map((x) => x.toString(16).padStart(2, '0')).join(' ')} `;
     const a = sctpInit(12345, 53, 1);
-    const b = sctpInit(40000, 53, 2);
-    const header = Buffer.alloc(20);
-    header[0] = 0x45;
-    header.writeUInt16BE(20 + b.length, 2);
-    header[9] = 132;
-    const stream = Buffer.concat([a, header, b, a]);
-    feed(stream.subarray(0, 10));
-    feed(stream.subarray(10, 50));
-    feed(stream.subarray(50));
-    expect(got.map((r) => [r.sport, r.chunk])).toEqual([
-      [12345, 1],
-      [40000, 1],
-      [12345, 1],
+    const withHeader = Buffer.concat([
+      Buffer.from([0x45, 0, 0, 52, 0, 0, 0, 0, 64, 132, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]),
+      sctpInit(40000, 53, 2),
+    ]);
+    const dump = [
+      'socat[1] N starting data transfer loop',
+      '> 2026/11/25 13:34:49.000213856  length=32 from=0 to=31',
+      hex(a),
+      '> 2026/11/25 13:34:49.250000123  length=52 from=32 to=83',
+      hex(withHeader.subarray(0, 16)),
+      hex(withHeader.subarray(16)),
+      '',
+    ].join('\n');
+    feed(dump.slice(0, 70));
+    feed(dump.slice(70));
+    expect(got).toEqual([
+      { t: new Date(2026, 10, 25, 13, 34, 49, 213).getTime(), sport: 12345, chunk: 1 },
+      { t: new Date(2026, 10, 25, 13, 34, 49, 250).getTime(), sport: 40000, chunk: 1 },
     ]);
   });
 });
