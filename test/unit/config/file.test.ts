@@ -1,18 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../pkg/config/errors.ts';
 import { parseConfigFile } from '../../../pkg/config/file.ts';
+import { configErrorOf } from './support.ts';
 
 const HEAD = 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n';
 
-function fileError(text: string): ConfigError {
-  try {
-    parseConfigFile(text);
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error('parsed without error');
-}
+const fileError = (text: string) => configErrorOf(() => parseConfigFile(text), JSON.stringify(text));
 
 describe('parseConfigFile: good files', () => {
   it('reads a YAML KubeProxyConfiguration with upstream field names', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { defaultDraft } from '../../../pkg/config/draft.ts';
-import { ConfigError } from '../../../pkg/config/errors.ts';
 import { applyFlags, FLAGS, helpText, parseArgs } from '../../../pkg/config/flags.ts';
+import { configErrorOf } from './support.ts';
 
 /** Parses argv and applies every flag over the defaults, as resolveConfig does without --config. */
 function draftOf(argv: string[]) {
@@ -12,15 +12,7 @@ function draftOf(argv: string[]) {
   return { draft: d, changed: parsed.changed };
 }
 
-function flagError(argv: string[]): ConfigError {
-  try {
-    parseArgs(argv);
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error(`no error for ${JSON.stringify(argv)}`);
-}
+const flagError = (argv: string[]) => configErrorOf(() => parseArgs(argv), JSON.stringify(argv));
 
 describe('parseArgs: syntax', () => {
   it('reads --name=value and --name value alike', () => {

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ProxyConfig } from '../../../pkg/config/config.ts';
-import { ConfigError } from '../../../pkg/config/errors.ts';
 import { serializeConfig, writeConfigFile } from '../../../pkg/config/file.ts';
 import { type ResolvedConfig, type ResolveEnv, resolveConfig } from '../../../pkg/config/resolve.ts';
+import { configErrorOf } from './support.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kube-proxy-ts-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -26,15 +26,8 @@ function resolve(argv: string[], e: ResolveEnv = env): ResolvedConfig {
   return r;
 }
 
-function resolveError(argv: string[], e: ResolveEnv = env): ConfigError {
-  try {
-    resolveConfig(argv, e);
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error(`no error for ${JSON.stringify(argv)}`);
-}
+const resolveError = (argv: string[], e: ResolveEnv = env) =>
+  configErrorOf(() => resolveConfig(argv, e), JSON.stringify(argv));
 
 describe('resolveConfig: defaults', () => {
   it('gives upstream defaults with no flags', () => {
