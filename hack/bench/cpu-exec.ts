@@ -5,7 +5,7 @@
  * place, so the measured process is the iptables binary itself. GNU time reports hundredths of a
  * second.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Exec, spawnExec } from '../../pkg/iptables/exec.ts';
@@ -36,14 +36,23 @@ export function parseGnuTime(text: string): number | undefined {
  */
 export const BENCH_CALL_TIMEOUT_MS = 60 * 60_000;
 
-export function createCpuTimingExec(): CpuTimingExec {
+/** Without GNU time (Debian package `time`) commands run as they are and CPU times are unknown. */
+export function createCpuTimingExec(gnuTime = GNU_TIME): CpuTimingExec {
+  if (!existsSync(gnuTime)) {
+    return {
+      exec: (argv, opts) =>
+        spawnExec(argv, { ...opts, timeoutMs: Math.max(opts?.timeoutMs ?? 0, BENCH_CALL_TIMEOUT_MS) }),
+      lastCpuMs: () => undefined,
+      close: () => {},
+    };
+  }
   const dir = mkdtempSync(join(tmpdir(), 'kpt-bench-time-'));
   const out = join(dir, 'time');
   let last: number | undefined;
   return {
     async exec(argv, opts) {
       last = undefined;
-      const r = await spawnExec([GNU_TIME, '-o', out, '-f', '%U %S', ...argv], {
+      const r = await spawnExec([gnuTime, '-o', out, '-f', '%U %S', ...argv], {
         ...opts,
         timeoutMs: Math.max(opts?.timeoutMs ?? 0, BENCH_CALL_TIMEOUT_MS),
       });

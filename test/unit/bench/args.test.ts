@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseGnuTime } from '../../../hack/bench/cpu-exec.ts';
+import { createCpuTimingExec, parseGnuTime } from '../../../hack/bench/cpu-exec.ts';
 import {
   BenchArgsError,
   DEFAULT_SIZES,
@@ -95,5 +95,27 @@ describe('--child-node-options', () => {
       parseBenchArgs(['--child-node-options=--max-semi-space-size=4  --max-old-space-size=256'])
         .childNodeOptions,
     ).toEqual(['--max-semi-space-size=4', '--max-old-space-size=256']);
+  });
+});
+
+describe('createCpuTimingExec', () => {
+  it('measures a command with GNU time and passes its output and status through', async () => {
+    const t = createCpuTimingExec();
+    try {
+      const r = await t.exec(['sh', '-c', 'echo out; echo err >&2; exit 3']);
+      expect(r.code).toBe(3);
+      expect(r.stdout).toBe('out\n');
+      expect(r.stderr).toBe('err\n');
+      expect(t.lastCpuMs()).toBeGreaterThanOrEqual(0);
+    } finally {
+      t.close();
+    }
+  });
+
+  it('runs commands unmeasured when GNU time is missing', async () => {
+    const t = createCpuTimingExec('/nonexistent/time');
+    const r = await t.exec(['sh', '-c', 'echo hi']);
+    expect(r.stdout).toBe('hi\n');
+    expect(t.lastCpuMs()).toBeUndefined();
   });
 });
