@@ -21,6 +21,7 @@ export default defineConfig({
           name: 'kernel',
           include: ['test/kernel/**/*.test.ts', 'test/e2e/**/*.test.ts'],
           fileParallelism: false,
+          setupFiles: ['test/support/kernel-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },
