@@ -337,7 +337,7 @@ function syncTimes(logs: string): number[] {
 }
 
 /**
- * A node (e2e.ts) with one client pod and the uplink described above. `mode` decides whether the
+ * A node (e2e.ts) with no pods yet and the uplink described above. `mode` decides whether the
  * proxy runs with conntrack cleanup (the product) or without it (the twin that must fail).
  */
 export async function startConntrackCluster(opts: {

@@ -208,6 +208,15 @@ async function localEndpointReplaced(cc: ConntrackCluster): Promise<void> {
   await stream.stop();
 }
 
+/**
+ * The SCTP server-pod cycle. On this kernel an entry made by INITs that never get an answer sits
+ * in CLOSED/COOKIE_WAIT and is NOT refreshed by the retries: it expires about 10 s after the
+ * first INIT, which bounds this blackhole (an established association, kept alive by its
+ * heartbeats, has no such bound). So the judged flow is started right before the change, while
+ * the Service still DNATs to the pod that is already gone (the slice lags the pod, as it does in
+ * a cluster), and the slice then goes straight to the new pod: the twin's stale entry is young
+ * enough to outlive the observation window.
+ */
 async function sctpPodCycle(cc: ConntrackCluster): Promise<void> {
   const service = 'sctp';
   const clusterIP = '10.96.103.6';
@@ -218,28 +227,37 @@ async function sctpPodCycle(cc: ConntrackCluster): Promise<void> {
   cc.createService(service, ports, { clusterIP });
   cc.setEndpoints(service, ports, [{ ip: old.ip }]);
   await waitForRule(cc, 'nat', ['-p sctp', '-j DNAT', `--to-destination ${old.ip}:${TARGET_PORT}`]);
-  const inits = startSctpInits(client.ns, clusterIP, 53);
+  // The path works: INITs reach the pod.
+  const probe = startSctpInits(client.ns, clusterIP, 53, { sport: SPORT + 1 });
   try {
     const start = Date.now();
-    expect(await old.waitForInit(SPORT, start, start + 10_000), `INITs reaching ${old.name}`).toBeDefined();
+    expect(
+      await old.waitForInit(SPORT + 1, start, start + 10_000),
+      `INITs reaching ${old.name}`,
+    ).toBeDefined();
+  } finally {
+    await probe.stop();
+  }
+
+  await cc.removePod(old);
+  const pod = await addSctpPod(cc, `${service}-b`);
+  const inits = startSctpInits(client.ns, clusterIP, 53);
+  try {
     await waitForEntry(
       cc,
-      'the SCTP entry DNATed to the pod',
+      'the SCTP entry DNATed to the pod that is gone',
       clusterIP,
       53,
-      (e) => e.replySrc === old.ip,
-      5000,
+      (e) => e.sport === SPORT && e.replySrc === old.ip,
+      10_000,
       'sctp',
     );
-
-    await cc.removePod(old);
-    cc.setEndpoints(service, ports, []);
-    const pod = await addSctpPod(cc, `${service}-b`);
     const since = cc.setEndpoints(service, ports, [{ ip: pod.ip }]);
+    const mine = async () =>
+      (await flowEntries(cc.node, clusterIP, 53, 'sctp')).filter((e) => e.sport === SPORT);
     if (cc.mode === 'cleanup') {
       const t = await pod.waitForInit(SPORT, since, since + WINDOW_MS + 3000);
-      const entries = await flowEntries(cc.node, clusterIP, 53, 'sctp');
-      expect(t, `an INIT at ${pod.name}; conntrack: ${describeEntries(entries)}`).toBeDefined();
+      expect(t, `an INIT at ${pod.name}; conntrack: ${describeEntries(await mine())}`).toBeDefined();
       expect(t! - since, proxyNotes(cc, since, t!)).toBeLessThanOrEqual(WINDOW_MS);
       report(
         scenario,
@@ -248,8 +266,11 @@ async function sctpPodCycle(cc: ConntrackCluster): Promise<void> {
       );
     } else {
       const t = await pod.waitForInit(SPORT, since, since + TWIN_OBSERVE_MS);
-      const entries = await flowEntries(cc.node, clusterIP, 53, 'sctp');
-      expect(t, `no INIT may reach ${pod.name} without cleanup`).toBeUndefined();
+      const entries = await mine();
+      expect(
+        t,
+        `no INIT may reach ${pod.name} without cleanup; conntrack: ${describeEntries(entries)}`,
+      ).toBeUndefined();
       expect(entries.map((e) => e.replySrc)).toEqual([old.ip]);
       report(
         `${scenario} [cleanup disabled]`,
