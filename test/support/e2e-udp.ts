@@ -14,7 +14,6 @@
  * Only the node namespace is touched.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -309,14 +308,12 @@ export interface ConntrackCluster {
  * so unrelated kernel tests running alongside (or a slow iptables-restore of theirs) would hold
  * our proxies' restores for seconds ("Another app is currently holding the xtables lock"), which
  * is not what these tests measure: a real node's lock is its own. iptables reads the lock path
- * from XTABLES_LOCKFILE; every process this test file starts (proxies, iptables-save) inherits
- * one private to this test process, so our own nodes still share it with each other.
+ * from XTABLES_LOCKFILE; every process these tests start (proxies, iptables-save) inherits one
+ * private to this suite, so our own nodes still share it with each other.
  */
 function useOwnXtablesLock(): void {
-  if (process.env.XTABLES_LOCKFILE) return;
-  const file = join(tmpdir(), `kpt-conntrack-e2e-${process.pid}.xtables.lock`);
-  process.env.XTABLES_LOCKFILE = file;
-  process.once('exit', () => rmSync(file, { force: true }));
+  // One fixed, empty file (not one per process: a test worker may end without an exit event).
+  process.env.XTABLES_LOCKFILE ??= join(tmpdir(), 'kpt-conntrack-e2e.xtables.lock');
 }
 
 const SYNC_LOG = /"time":(\d+)[^\n]*"ms":(\d+)[^\n]*"msg":"synced iptables rules"/g;
