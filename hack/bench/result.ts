@@ -19,6 +19,7 @@ export const FIELD_ORDER = [
   'payloadFullBytes',
   'trackerOneChangeMs',
   'renderPartialMs',
+  'renderPartialCpuMs',
   'restorePartialMs',
   'payloadPartialBytes',
   'syncPartialMs',
@@ -173,7 +174,7 @@ export function checkTargets(lines: readonly BenchLine[]): TargetCheck[] {
       );
       const syncCpu = need(
         'trackerOneChangeMs',
-        'renderPartialMs',
+        num(l, 'renderPartialCpuMs') !== undefined ? 'renderPartialCpuMs' : 'renderPartialMs',
         'restorePartialCpuMs',
         'restoreOneRuleCpuMs',
       );

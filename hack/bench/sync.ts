@@ -78,6 +78,8 @@ export interface SyncBenchResult {
   readonly payloadFullBytes: number;
   readonly trackerOneChangeMs: number;
   readonly renderPartialMs: number;
+  /** CPU time of the same renders (this process, user + system). */
+  readonly renderPartialCpuMs: number;
   readonly restorePartialMs: number;
   readonly payloadPartialBytes: number;
   /** Tracker apply + render + restore of the one-endpoint change. */
@@ -221,6 +223,7 @@ export async function measureSync(o: SyncBenchOptions): Promise<SyncBenchResult>
   const partial = {
     apply: [] as number[],
     render: [] as number[],
+    renderCpu: [] as number[],
     restore: [] as number[],
     cpu: [] as number[],
     bytes: [] as number[],
@@ -228,7 +231,10 @@ export async function measureSync(o: SyncBenchOptions): Promise<SyncBenchResult>
   for (let r = 0; r < o.reps; r++) {
     changeOneEndpoint(nextService());
     const [changed, applyMs] = timed(apply);
+    const c0 = process.cpuUsage();
     const [res, renderMs] = render({ full: false, changedServices: changed });
+    const c1 = process.cpuUsage(c0);
+    partial.renderCpu.push((c1.user + c1.system) / 1000);
     if (res.mode !== 'incremental') problems.push(`one-endpoint change rendered in ${res.mode} mode`);
     partial.apply.push(applyMs);
     partial.render.push(renderMs);
@@ -252,6 +258,7 @@ export async function measureSync(o: SyncBenchOptions): Promise<SyncBenchResult>
   progress('upstream-style');
   const upstream = {
     render: [] as number[],
+    renderCpu: [] as number[],
     restore: [] as number[],
     cpu: [] as number[],
     bytes: [] as number[],
@@ -340,6 +347,7 @@ export async function measureSync(o: SyncBenchOptions): Promise<SyncBenchResult>
     payloadFullBytes,
     trackerOneChangeMs: m(partial.apply),
     renderPartialMs: m(partial.render),
+    renderPartialCpuMs: m(partial.renderCpu),
     restorePartialMs: m(partial.restore),
     payloadPartialBytes: median(partial.bytes),
     syncPartialMs: round1(median(partial.apply) + median(partial.render) + median(partial.restore)),
