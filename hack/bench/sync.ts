@@ -258,7 +258,6 @@ export async function measureSync(o: SyncBenchOptions): Promise<SyncBenchResult>
   progress('upstream-style');
   const upstream = {
     render: [] as number[],
-    renderCpu: [] as number[],
     restore: [] as number[],
     cpu: [] as number[],
     bytes: [] as number[],
