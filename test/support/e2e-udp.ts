@@ -14,8 +14,6 @@
  * Only the node namespace is touched.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   type Backend,
   type E2ECluster,
@@ -302,20 +300,6 @@ export interface ConntrackCluster {
   destroy(): Promise<void>;
 }
 
-/**
- * The legacy backend serialises every iptables process on the machine through one lock file,
- * /run/xtables.lock, whatever their network namespace. Our nodes are namespaces on one machine,
- * so unrelated kernel tests running alongside (or a slow iptables-restore of theirs) would hold
- * our proxies' restores for seconds ("Another app is currently holding the xtables lock"), which
- * is not what these tests measure: a real node's lock is its own. iptables reads the lock path
- * from XTABLES_LOCKFILE; every process these tests start (proxies, iptables-save) inherits one
- * private to this suite, so our own nodes still share it with each other.
- */
-function useOwnXtablesLock(): void {
-  // One fixed, empty file (not one per process: a test worker may end without an exit event).
-  process.env.XTABLES_LOCKFILE ??= join(tmpdir(), 'kpt-conntrack-e2e.xtables.lock');
-}
-
 const SYNC_LOG = /"time":(\d+)[^\n]*"ms":(\d+)[^\n]*"msg":"synced iptables rules"/g;
 
 export interface SyncRecord {
@@ -341,7 +325,6 @@ export async function startConntrackCluster(opts: {
   backend: Backend;
   mode: Mode;
 }): Promise<ConntrackCluster> {
-  useOwnXtablesLock();
   const cluster = await startE2ECluster({ pods: 0, backend: opts.backend });
   const streams: UdpStream[] = [];
   const servers: ChildProcess[] = [];
