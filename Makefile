@@ -75,5 +75,10 @@ run: build host-deps
 	  exec node hack/sandbox/main.ts $(ARGS); \
 	fi
 
+# Benchmarks at scale (issue 7): one JSON line per size and backend; sizes as ARGS, e.g.
+# `make bench ARGS="1000x5 10000x5"` or `make bench ARGS=--quick`.
+bench: build host-deps
+	node hack/bench/main.ts $(ARGS)
+
 clean:
 	rm -rf dist bin node_modules/.installed
