@@ -69,18 +69,17 @@ export async function daemonCommand(argv: readonly string[], io: Io): Promise<nu
   const backend = await resolveBackend(config.iptablesBackend, { logger });
   logger.info({ backend, flag: config.iptablesBackend }, 'iptables backend');
 
-  if (config.cleanup) return runCleanup(config, backend, logger);
+  if (config.cleanup) return runCleanup(backend, logger);
   return runProxy(config, backend, logger);
 }
 
-async function runCleanup(config: ProxyConfig, backend: Backend, logger: Logger): Promise<number> {
+async function runCleanup(backend: Backend, logger: Logger): Promise<number> {
   let ok = true;
   for (const family of ['IPv4', 'IPv6'] as const) {
     const iptables = createIptablesRunner({ family, backend, logger });
     const result = await cleanupLeftovers(iptables, logger);
     ok &&= result.ok;
   }
-  void config;
   logger.info({ ok }, 'cleanup done');
   return ok ? 0 : 1;
 }
@@ -127,7 +126,8 @@ async function runProxy(config: ProxyConfig, backend: Backend, logger: Logger): 
 
   // The node comes first: its IPs decide the families and the rules that name node addresses.
   let proxiers: Proxier[] = [];
-  const onInvalid = (kind: string) => metrics.invalidObjectsSkippedTotal.inc({ kind: kind as 'Service' });
+  const onInvalid = (kind: string) =>
+    metrics.invalidObjectsSkippedTotal.inc({ kind: kind as 'Service' | 'EndpointSlice' | 'Node' });
   const nodes: Informer<Node> = nodeInformer(
     kc,
     nodeName,
