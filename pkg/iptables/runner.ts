@@ -8,6 +8,7 @@ import type { Logger } from '../log/logger.ts';
 import { silentLogger } from '../log/logger.ts';
 import { IptablesError, type IptablesErrorCode, RestoreError } from './errors.ts';
 import { type Exec, type ExecResult, spawnExec } from './exec.ts';
+import { splitRestorePayload } from './split.ts';
 import type { Backend, Family, Iptables, RestoreOptions, Table } from './types.ts';
 import {
   iptablesWaitFlags,
@@ -169,11 +170,13 @@ export function createIptablesRunner(opts: IptablesRunnerOptions): Iptables {
     throw failure(argv, r);
   }
 
-  async function restoreWith(extra: readonly string[], payload: string, o: RestoreOptions): Promise<void> {
+  async function restoreWith(extra: readonly string[], given: string, o: RestoreOptions): Promise<void> {
     const d = await detect();
     const argv = [bin.restore, ...d.restoreWaitFlags, ...extra];
     if (!o.flush) argv.push('--noflush');
     if (o.counters) argv.push('--counters');
+    // Only --noflush: with flush, every section would empty the table again.
+    const payload = backend === 'nft' && !o.flush ? splitRestorePayload(given) : given;
     const r = await runRaw(argv, payload);
     if (r.code === 0) return;
     if (classifyFailure(r) === 'lock-timeout') throw failure(argv, r);

@@ -35,6 +35,8 @@ export interface Iptables {
    * `iptables-restore -w 5 -W 100000 [--noflush] [--counters]`. iptables-restore commits table by
    * table, so when a later table fails the earlier ones are already in; the failing table is left
    * as it was. Throws RestoreError (with the rejected line) or IptablesError `lock-timeout`.
+   * On nft a big `--noflush` table section goes in as several transactions (split.ts says why and
+   * how every state between them stays consistent); a failure can then leave the earlier ones in.
    */
   restoreAll(payload: string, opts: RestoreOptions): Promise<void>;
 

@@ -2,12 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { IptablesError, RestoreError } from '../../../pkg/iptables/errors.ts';
 import type { Exec, ExecOptions, ExecResult } from '../../../pkg/iptables/exec.ts';
 import { binariesFor, classifyFailure, createIptablesRunner } from '../../../pkg/iptables/runner.ts';
+import { splitRestorePayload } from '../../../pkg/iptables/split.ts';
 import {
   compareVersions,
   iptablesWaitFlags,
   parseVersion,
   restoreWaitFlags,
 } from '../../../pkg/iptables/version.ts';
+import { clusterPayload } from '../../support/cluster-payload.ts';
 
 interface Call {
   readonly argv: readonly string[];
@@ -88,6 +90,26 @@ describe('createIptablesRunner command lines', () => {
       'ip netns exec x iptables-nft-restore -w 5 -W 100000 -T nat',
     ]);
     expect(calls[1]!.stdin).toBe('*nat\nCOMMIT\n');
+  });
+
+  it('nft: a big --noflush payload goes in split into sections; legacy and flush restores never', async () => {
+    const payload = clusterPayload({ services: 1_000, endpointsPerService: 5 });
+    const commits = (text: string | undefined): number =>
+      text?.split('\n').filter((l) => l === 'COMMIT').length ?? 0;
+    const stdinOf = async (backend: 'nft' | 'legacy', flush: boolean): Promise<string | undefined> => {
+      const { exec, calls } = scripted(version('1.8.9'));
+      await createIptablesRunner({ family: 'IPv4', backend, exec }).restoreAll(payload, {
+        flush,
+        counters: true,
+      });
+      return calls.at(-1)?.stdin;
+    };
+    expect(commits(payload)).toBe(2);
+    const nft = await stdinOf('nft', false);
+    expect(commits(nft)).toBeGreaterThan(5);
+    expect(nft).toBe(splitRestorePayload(payload));
+    expect(await stdinOf('nft', true)).toBe(payload);
+    expect(await stdinOf('legacy', false)).toBe(payload);
   });
 
   it('old iptables: restore gets -w only when iptables-restore --version answers', async () => {
