@@ -82,10 +82,23 @@ export interface ServicePortChains {
   readonly fw: string;
 }
 
+/**
+ * What every chain hash of a service port starts with: the port's name string and lower-case
+ * protocol. Renderers compute it once per port and append each endpoint to it.
+ */
+export function servicePortHashInput(spn: ServicePortName): string {
+  return servicePortNameString(spn) + lowerProtocol(spn.protocol);
+}
+
 /** The four service-level chain names of one service port; they share one hash. */
 export function servicePortChainNames(spn: ServicePortName): ServicePortChains {
-  const hash = chainHash(servicePortNameString(spn) + lowerProtocol(spn.protocol));
+  const hash = chainHash(servicePortHashInput(spn));
   return { svc: SVC_PREFIX + hash, svl: SVL_PREFIX + hash, ext: EXT_PREFIX + hash, fw: FW_PREFIX + hash };
+}
+
+/** KUBE-SEP- chain of endpoint `ip:port` of the port whose servicePortHashInput is `hashInput`. */
+export function endpointChainNameOf(hashInput: string, endpoint: string): string {
+  return SEP_PREFIX + chainHash(hashInput + endpoint);
 }
 
 /**
@@ -98,7 +111,7 @@ export function endpointChainName(
   endpoint: string | Endpoint,
 ): string {
   const ep = typeof endpoint === 'string' ? endpoint : endpoint.endpoint;
-  return SEP_PREFIX + chainHash(servicePortNameString(spn) + lowerProtocol(protocol) + ep);
+  return endpointChainNameOf(servicePortNameString(spn) + lowerProtocol(protocol), ep);
 }
 
 /**

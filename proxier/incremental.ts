@@ -31,13 +31,17 @@ import type {
 } from './render.ts';
 import {
   compareServicePorts,
+  endpointsOf,
   LARGE_CLUSTER_ENDPOINTS_THRESHOLD,
+  memoContext,
   renderRules,
   renderStatic,
+  servicePortText,
 } from './render.ts';
 import { editTopLevelRules } from './render-edits.ts';
-import { renderServicePort } from './render-service.ts';
-import type { ServiceKey, ServicePort } from './types.ts';
+import type { ServicePortMemo } from './render-service.ts';
+import { createServicePortMemo } from './render-service.ts';
+import type { ServiceKey, ServicePort, ServicePortKey, ServicePortMap } from './types.ts';
 import { serviceKey, servicePortKey } from './types.ts';
 
 /**
@@ -76,6 +80,8 @@ interface ServiceEntry {
   readonly natChainRules: number;
   /** Its own nat chains. */
   readonly chains: readonly string[];
+  /** Its ports' map keys: where a partial render looks for the Service's ports now. */
+  readonly portKeys: readonly ServicePortKey[];
   readonly ports: number;
   readonly endpoints: number;
   readonly noLocalInternal: number;
@@ -114,6 +120,7 @@ interface EntryBuilder {
   nat: string[];
   natChainRules: number;
   chains: string[];
+  portKeys: ServicePortKey[];
   ports: number;
   endpoints: number;
   noLocalInternal: number;
@@ -126,6 +133,7 @@ function newBuilder(): EntryBuilder {
     nat: [],
     natChainRules: 0,
     chains: [],
+    portKeys: [],
     ports: 0,
     endpoints: 0,
     noLocalInternal: 0,
@@ -137,6 +145,7 @@ function addPort(b: EntryBuilder, r: ServicePortRender): void {
   for (const l of r.filterRules) b.filter.push(l);
   for (const l of r.natTopRules) b.nat.push(l);
   for (const c of r.outcome.activeChains) b.chains.push(c);
+  b.portKeys.push(servicePortKey(r.svc.name));
   b.natChainRules += r.natChainRuleCount;
   b.ports++;
   b.endpoints += r.endpointCount;
@@ -173,9 +182,45 @@ function addTotals(a: Totals, b: Totals, sign: 1 | -1): Totals {
   };
 }
 
+/**
+ * The current ports of each changed Service, looked up by the keys the cache recorded for it; the
+ * whole map is scanned only when its size says some port is new. Undefined when the map holds
+ * ports that neither the cache nor the changed Services account for (an unreported change).
+ */
+function portsOfChanged(
+  ports: ServicePortMap,
+  changed: ReadonlySet<ServiceKey>,
+  c: Cache,
+): Map<ServiceKey, ServicePort[]> | undefined {
+  const out = new Map<ServiceKey, ServicePort[]>();
+  // Ports the cache and the changed Services account for.
+  let known = c.totals.ports;
+  for (const key of changed) {
+    const list: ServicePort[] = [];
+    const old = c.services.get(key);
+    for (const pk of old?.portKeys ?? []) {
+      const svc = ports.get(pk);
+      if (svc !== undefined) list.push(svc);
+    }
+    known -= (old?.ports ?? 0) - list.length;
+    out.set(key, list);
+  }
+  if (ports.size === known) return out;
+  for (const [pk, svc] of ports) {
+    const key = keyOf(svc);
+    const list = out.get(key);
+    if (list === undefined || c.services.get(key)?.portKeys.includes(pk)) continue;
+    list.push(svc);
+    known++;
+  }
+  return ports.size === known ? out : undefined;
+}
+
 export function createIncrementalRenderer(): IncrementalRenderer {
   let cache: Cache | undefined;
   let pending: Pending | undefined;
+  // Rendered text of every port, kept whatever the kernel holds: a pure function's results.
+  const memo: ServicePortMemo = createServicePortMemo();
 
   /** renderRules (full or upstream-style partial), recording every Service for the cache. */
   function renderWhole(
@@ -193,6 +238,7 @@ export function createIncrementalRenderer(): IncrementalRenderer {
       full: mode === 'full',
       ...(opts.changedServices ? { changedServices: opts.changedServices } : {}),
       ...(existingNatChains ? { existingNatChains } : {}),
+      memo,
       onServicePort: (r) => {
         opts.onServicePort?.(r);
         const key = keyOf(r.svc);
@@ -235,29 +281,20 @@ export function createIncrementalRenderer(): IncrementalRenderer {
     statics: StaticRender,
   ): IncrementalRenderResult | undefined {
     const changed = opts.changedServices ?? new Set<ServiceKey>();
-    const portsOf = new Map<ServiceKey, ServicePort[]>();
-    for (const k of changed) portsOf.set(k, []);
-    let portCount = 0;
-    for (const svc of state.services.values()) {
-      portCount++;
-      portsOf.get(keyOf(svc))?.push(svc);
-    }
+    const portsOf = portsOfChanged(state.services, changed, c);
+    if (portsOf === undefined) return undefined;
 
-    // Every port in the state must be a changed Service's or in the cache; otherwise a change
-    // went unreported and the cache cannot be trusted for this sync.
-    let expectedPorts = c.totals.ports;
     let endpointsNow = c.totals.endpoints;
     let totals = c.totals;
     for (const [key, list] of portsOf) {
       const old = c.services.get(key);
       totals = addTotals(totals, entryTotals(old), -1);
-      expectedPorts += list.length - (old?.ports ?? 0);
       endpointsNow -= old?.endpoints ?? 0;
-      for (const svc of list) endpointsNow += state.endpoints.get(servicePortKey(svc.name))?.length ?? 0;
+      for (const svc of list) endpointsNow += endpointsOf(state, svc).length;
     }
-    if (expectedPorts !== portCount) return undefined;
     const largeClusterMode = endpointsNow > LARGE_CLUSTER_ENDPOINTS_THRESHOLD;
     const ctx = { ...statics.serviceContext, largeClusterMode };
+    memo.useContext(memoContext(statics, largeClusterMode));
 
     const filter = newTableContent('filter');
     const nat = newTableContent('nat');
@@ -274,22 +311,16 @@ export function createIncrementalRenderer(): IncrementalRenderer {
       const ports = portsOf.get(key)!.sort(compareServicePorts);
       const b = newBuilder();
       for (const svc of ports) {
-        const endpoints = state.endpoints.get(servicePortKey(svc.name)) ?? [];
-        const filterRules = new LineBuffer();
-        const natTopRules = new LineBuffer();
-        const rules0 = serviceRules.length;
-        const outcome = renderServicePort(svc, endpoints, ctx, {
-          filterRules,
-          topNatRules: natTopRules,
-          natChains: serviceChains,
-          natRules: serviceRules,
-        });
+        const endpoints = endpointsOf(state, svc);
+        const text = servicePortText(svc, endpoints, ctx, true, memo);
+        serviceChains.writeBlock(text.natChains, text.natChainCount);
+        serviceRules.writeBlock(text.natRules, text.natRuleCount);
         const r: ServicePortRender = {
           svc,
-          filterRules: filterRules.lines,
-          natTopRules: natTopRules.lines,
-          natChainRuleCount: serviceRules.length - rules0,
-          outcome,
+          filterRules: text.filterRules,
+          natTopRules: text.natTopRules,
+          natChainRuleCount: text.natRuleCount,
+          outcome: text,
           endpointCount: endpoints.length,
         };
         opts.onServicePort?.(r);
@@ -320,11 +351,11 @@ export function createIncrementalRenderer(): IncrementalRenderer {
     // (before any -X of a chain they jump to), top-level inserts (their targets are declared
     // above), the Services' own chain rules, then the stale chains' -X.
     staleChains.sort();
-    for (const l of serviceChains.lines) nat.chains.writeLine(l);
+    nat.chains.append(serviceChains);
     for (const ch of staleChains) nat.chains.writeLine(chainLine(ch));
     for (const l of natDeletes) nat.rules.writeLine(l);
     for (const l of natInserts) nat.rules.writeLine(l);
-    for (const l of serviceRules.lines) nat.rules.writeLine(l);
+    nat.rules.append(serviceRules);
     for (const ch of staleChains) nat.rules.write('-X', ch);
 
     pending = { kind: 'delta', entries, addedChains, removedChains: staleChains, totals };

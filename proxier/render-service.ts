@@ -5,11 +5,11 @@
  * incremental syncs edit rule by rule (incremental.ts), then the per-service chains (EXT, FW, SVC,
  * SVL, SEP), which a partial sync writes only for changed services.
  */
-import { chainLine, comment } from '../pkg/iptables/payload.ts';
+import { commentMatch } from '../pkg/iptables/payload.ts';
 import type { ParsedIP } from '../pkg/net/ip.ts';
 import { cidrContains, parseCIDR } from '../pkg/net/ip.ts';
 import {
-  endpointChainName,
+  endpointChainNameOf,
   KUBE_EXTERNAL_SERVICES,
   KUBE_MARK_MASQ,
   KUBE_NODEPORTS,
@@ -30,25 +30,6 @@ import {
 import type { Endpoint, ServicePort } from './types.ts';
 import { servicePortNameString } from './types.ts';
 
-/** Where rule lines go: a LineBuffer, or a sink that only counts (skipped services). */
-export interface RuleSink {
-  write(...words: readonly (string | readonly string[])[]): void;
-  readonly length: number;
-}
-
-/** A sink that keeps nothing but the number of lines, as upstream's discard LineBuffer. */
-export function discardSink(): RuleSink {
-  let n = 0;
-  return {
-    write() {
-      n++;
-    },
-    get length() {
-      return n;
-    },
-  };
-}
-
 export interface ServiceRenderContext {
   readonly nodeName: string;
   readonly nodeLabels: Readonly<Record<string, string>>;
@@ -62,15 +43,6 @@ export interface ServiceRenderContext {
   readonly largeClusterMode: boolean;
 }
 
-export interface ServiceSinks {
-  readonly filterRules: RuleSink;
-  /** nat rules of top-level chains (KUBE-SERVICES, KUBE-NODEPORTS): rendered for every sync. */
-  readonly topNatRules: RuleSink;
-  /** Per-service chain lines and rules: real buffers, or discard sinks when skipped. */
-  readonly natChains: RuleSink;
-  readonly natRules: RuleSink;
-}
-
 export interface ServiceRenderOutcome {
   /** Every nat chain this port should have, whether its text was written or skipped. */
   readonly activeChains: readonly string[];
@@ -80,18 +52,61 @@ export interface ServiceRenderOutcome {
   readonly noLocalExternal: boolean;
 }
 
-function protoMatch(protocol: string): string[] {
-  return ['-m', protocol, '-p', protocol];
+/**
+ * Everything one service port contributes to a payload. Top-level rules are single lines (the
+ * incremental renderer edits them one by one); the port's own chains are blocks of lines joined
+ * by `\n`, written into the payload as they are.
+ */
+export interface ServicePortText extends ServiceRenderOutcome {
+  /** Its rules in filter KUBE-SERVICES, KUBE-EXTERNAL-SERVICES, KUBE-NODEPORTS, KUBE-PROXY-FIREWALL. */
+  readonly filterRules: readonly string[];
+  /** Its rules in nat KUBE-SERVICES and KUBE-NODEPORTS. */
+  readonly natTopRules: readonly string[];
+  /** Declarations of its own nat chains; empty when not kept. */
+  readonly natChains: string;
+  readonly natChainCount: number;
+  /** Rules of its own nat chains; empty when not kept. */
+  readonly natRules: string;
+  readonly natRuleCount: number;
 }
 
-/** Writes every rule of one service port; returns the chains it uses. */
+/** Lines of one block; when not kept, only counted (a partial sync's unchanged services). */
+class Block {
+  readonly #parts: string[] = [];
+  readonly #keep: boolean;
+  count = 0;
+
+  constructor(keep: boolean) {
+    this.#keep = keep;
+  }
+
+  add(line: string): void {
+    this.count++;
+    if (this.#keep) this.#parts.push(line);
+  }
+
+  text(): string {
+    return this.#parts.join('\n');
+  }
+}
+
+/** Match words appended to a rule: a space before each, nothing when there are none. */
+function words(ws: readonly string[]): string {
+  return ws.length === 0 ? '' : ` ${ws.join(' ')}`;
+}
+
+/**
+ * Renders every rule of one service port. With `keepChains` false the port's own chains are only
+ * counted, as upstream does for the services a partial sync leaves alone.
+ */
 export function renderServicePort(
   svc: ServicePort,
   allEndpoints: readonly Endpoint[],
   ctx: ServiceRenderContext,
-  sinks: ServiceSinks,
-): ServiceRenderOutcome {
+  keepChains = true,
+): ServicePortText {
   const protocol = svc.protocol.toLowerCase();
+  const proto = `-m ${protocol} -p ${protocol}`;
   const name = servicePortNameString(svc.name);
   const chains = servicePortChainNames(svc.name);
   const port = String(svc.port);
@@ -103,11 +118,12 @@ export function renderServicePort(
   );
   const hasEndpoints = hasAnyEndpoints;
   // One KUBE-SEP name per endpoint, shared by the SVC/SVL rules and the SEP chain itself.
+  const hashInput = servicePortNameString(svc.name) + protocol;
   const sepNames = new Map<Endpoint, string>();
   const sepName = (ep: Endpoint): string => {
     let n = sepNames.get(ep);
     if (n === undefined) {
-      n = endpointChainName(svc.name, svc.protocol, ep);
+      n = endpointChainNameOf(hashInput, ep.endpoint);
       sepNames.set(ep, n);
     }
     return n;
@@ -161,41 +177,44 @@ export function renderServicePort(
     }
   }
 
-  const { filterRules, topNatRules } = sinks;
+  const filterRules: string[] = [];
+  const natTopRules: string[] = [];
   // The shape of every top-level rule that matches one of the service's addresses and its port.
-  const destRule = (sink: RuleSink, chain: string, text: string, ip: string, target: string): void =>
-    sink.write('-A', chain, comment(text), protoMatch(protocol), '-d', ip, '--dport', port, '-j', target);
+  const destRule = (chain: string, text: string, ip: string, target: string): string =>
+    `-A ${chain} ${commentMatch(text)} ${proto} -d ${ip} --dport ${port} -j ${target}`;
 
   // Cluster IP.
   if (hasInternalEndpoints) {
-    destRule(topNatRules, KUBE_SERVICES, `${name} cluster IP`, svc.clusterIP, internalChain);
+    natTopRules.push(destRule(KUBE_SERVICES, `${name} cluster IP`, svc.clusterIP, internalChain));
   } else {
-    destRule(filterRules, KUBE_SERVICES, internalFilterComment, svc.clusterIP, internalFilterTarget);
+    filterRules.push(destRule(KUBE_SERVICES, internalFilterComment, svc.clusterIP, internalFilterTarget));
   }
 
   // External IPs.
   for (const ip of svc.externalIPs) {
     if (hasEndpoints) {
-      destRule(topNatRules, KUBE_SERVICES, `${name} external IP`, ip, chains.ext);
+      natTopRules.push(destRule(KUBE_SERVICES, `${name} external IP`, ip, chains.ext));
     }
     if (!hasExternalEndpoints) {
-      destRule(filterRules, KUBE_EXTERNAL_SERVICES, externalFilterComment, ip, externalFilterTarget);
+      filterRules.push(destRule(KUBE_EXTERNAL_SERVICES, externalFilterComment, ip, externalFilterTarget));
     }
   }
 
   // Load-balancer VIPs.
   for (const ip of svc.loadBalancerVIPs) {
     if (hasEndpoints) {
-      destRule(topNatRules, KUBE_SERVICES, `${name} loadbalancer IP`, ip, loadBalancerChain);
+      natTopRules.push(destRule(KUBE_SERVICES, `${name} loadbalancer IP`, ip, loadBalancerChain));
     }
     if (usesFWChain) {
       // A packet still addressed to the VIP in filter was not DNATed by KUBE-FW: drop it.
-      destRule(filterRules, KUBE_PROXY_FIREWALL, `${name} traffic not accepted by ${chains.fw}`, ip, 'DROP');
+      filterRules.push(
+        destRule(KUBE_PROXY_FIREWALL, `${name} traffic not accepted by ${chains.fw}`, ip, 'DROP'),
+      );
     }
   }
   if (!hasExternalEndpoints) {
     for (const ip of svc.loadBalancerVIPs) {
-      destRule(filterRules, KUBE_EXTERNAL_SERVICES, externalFilterComment, ip, externalFilterTarget);
+      filterRules.push(destRule(KUBE_EXTERNAL_SERVICES, externalFilterComment, ip, externalFilterTarget));
     }
   }
 
@@ -203,150 +222,84 @@ export function renderServicePort(
   if (svc.nodePort !== 0) {
     const nodePort = String(svc.nodePort);
     if (hasEndpoints) {
+      const nameComment = commentMatch(name);
       if (ctx.localhostNodePortCounter) {
         // Only counts localhost NodePort traffic; the next rule takes the same jump.
-        topNatRules.write(
-          '-A',
-          KUBE_NODEPORTS,
-          comment(name),
-          protoMatch(protocol),
-          '-d',
-          '127.0.0.0/8',
-          '--dport',
-          nodePort,
-          '-m',
-          'nfacct',
-          '--nfacct-name',
-          NFACCT_LOCALHOST_NODEPORTS_ACCEPTED,
-          '-j',
-          chains.ext,
+        natTopRules.push(
+          `-A ${KUBE_NODEPORTS} ${nameComment} ${proto} -d 127.0.0.0/8 --dport ${nodePort} -m nfacct --nfacct-name ${NFACCT_LOCALHOST_NODEPORTS_ACCEPTED} -j ${chains.ext}`,
         );
       }
-      topNatRules.write(
-        '-A',
-        KUBE_NODEPORTS,
-        comment(name),
-        protoMatch(protocol),
-        '--dport',
-        nodePort,
-        '-j',
-        chains.ext,
-      );
+      natTopRules.push(`-A ${KUBE_NODEPORTS} ${nameComment} ${proto} --dport ${nodePort} -j ${chains.ext}`);
     }
     if (!hasExternalEndpoints) {
-      filterRules.write(
-        '-A',
-        KUBE_EXTERNAL_SERVICES,
-        comment(externalFilterComment),
-        '-m',
-        'addrtype',
-        '--dst-type',
-        'LOCAL',
-        protoMatch(protocol),
-        '--dport',
-        nodePort,
-        '-j',
-        externalFilterTarget,
+      filterRules.push(
+        `-A ${KUBE_EXTERNAL_SERVICES} ${commentMatch(externalFilterComment)} -m addrtype --dst-type LOCAL ${proto} --dport ${nodePort} -j ${externalFilterTarget}`,
       );
     }
   }
 
   // Health-check node port: accepted whether or not this node has local endpoints.
   if (svc.healthCheckNodePort !== 0) {
-    filterRules.write(
-      '-A',
-      KUBE_NODEPORTS,
-      comment(`${name} health check node port`),
-      protoMatch('tcp'),
-      '--dport',
-      String(svc.healthCheckNodePort),
-      '-j',
-      'ACCEPT',
+    filterRules.push(
+      `-A ${KUBE_NODEPORTS} ${commentMatch(`${name} health check node port`)} -m tcp -p tcp --dport ${svc.healthCheckNodePort} -j ACCEPT`,
     );
   }
 
-  // From here on, per-service chains (discarded on partial syncs for unchanged services).
-  const { natChains, natRules } = sinks;
+  // From here on, per-service chains (only counted on partial syncs for unchanged services).
+  const natChains = new Block(keepChains);
+  const natRules = new Block(keepChains);
   const activeChains: string[] = [];
+  const declare = (chain: string): void => {
+    natChains.add(`:${chain} - [0:0]`);
+    activeChains.push(chain);
+  };
 
   if (hasInternalEndpoints) {
-    const clusterIPMatch = [
-      ...comment(`${name} cluster IP`),
-      ...protoMatch(protocol),
-      '-d',
-      svc.clusterIP,
-      '--dport',
-      port,
-    ];
+    const clusterIPMatch = `${commentMatch(`${name} cluster IP`)} ${proto} -d ${svc.clusterIP} --dport ${port}`;
     if (ctx.masqueradeAll) {
-      natRules.write('-A', internalChain, clusterIPMatch, '-j', KUBE_MARK_MASQ);
+      natRules.add(`-A ${internalChain} ${clusterIPMatch} -j ${KUBE_MARK_MASQ}`);
     } else if (ctx.localDetector.implemented) {
       // Off-cluster traffic to a cluster IP (e.g. a static route to any node) may bounce to
       // another node, so it is masqueraded.
-      natRules.write('-A', internalChain, clusterIPMatch, ctx.localDetector.ifNotLocal, '-j', KUBE_MARK_MASQ);
+      natRules.add(
+        `-A ${internalChain} ${clusterIPMatch}${words(ctx.localDetector.ifNotLocal)} -j ${KUBE_MARK_MASQ}`,
+      );
     }
   }
 
   if (usesExternalChain) {
-    natChains.write(chainLine(chains.ext));
-    activeChains.push(chains.ext);
+    declare(chains.ext);
     if (!extLocal) {
       // Endpoints may be on other nodes: masquerade so replies come back through this node.
-      natRules.write(
-        '-A',
-        chains.ext,
-        comment(`masquerade traffic for ${name} external destinations`),
-        '-j',
-        KUBE_MARK_MASQ,
+      natRules.add(
+        `-A ${chains.ext} ${commentMatch(`masquerade traffic for ${name} external destinations`)} -j ${KUBE_MARK_MASQ}`,
       );
     } else {
       if (ctx.localDetector.implemented) {
         // Pod traffic to an external destination behaves as if it went out to the load
         // balancer and came back: no traffic policy applies.
-        natRules.write(
-          '-A',
-          chains.ext,
-          comment(`pod traffic for ${name} external destinations`),
-          ctx.localDetector.ifLocal,
-          '-j',
-          chains.svc,
+        natRules.add(
+          `-A ${chains.ext} ${commentMatch(`pod traffic for ${name} external destinations`)}${words(ctx.localDetector.ifLocal)} -j ${chains.svc}`,
         );
       }
       // Host-network traffic would keep the VIP (a local address) as source: masquerade it and
       // send it to the cluster-wide chain.
-      natRules.write(
-        '-A',
-        chains.ext,
-        comment(`masquerade LOCAL traffic for ${name} external destinations`),
-        '-m',
-        'addrtype',
-        '--src-type',
-        'LOCAL',
-        '-j',
-        KUBE_MARK_MASQ,
+      natRules.add(
+        `-A ${chains.ext} ${commentMatch(`masquerade LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j ${KUBE_MARK_MASQ}`,
       );
-      natRules.write(
-        '-A',
-        chains.ext,
-        comment(`route LOCAL traffic for ${name} external destinations`),
-        '-m',
-        'addrtype',
-        '--src-type',
-        'LOCAL',
-        '-j',
-        chains.svc,
+      natRules.add(
+        `-A ${chains.ext} ${commentMatch(`route LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j ${chains.svc}`,
       );
     }
-    if (hasExternalEndpoints) natRules.write('-A', chains.ext, '-j', externalPolicyChain);
+    if (hasExternalEndpoints) natRules.add(`-A ${chains.ext} -j ${externalPolicyChain}`);
   }
 
   if (usesFWChain) {
-    natChains.write(chainLine(chains.fw));
-    activeChains.push(chains.fw);
-    const allow = comment(`${name} loadbalancer IP`);
+    declare(chains.fw);
+    const allow = commentMatch(`${name} loadbalancer IP`);
     let allowFromNode = false;
     for (const cidr of svc.loadBalancerSourceRanges) {
-      natRules.write('-A', chains.fw, allow, '-s', cidr, '-j', chains.ext);
+      natRules.add(`-A ${chains.fw} ${allow} -s ${cidr} -j ${chains.ext}`);
       const parsed = parseCIDR(cidr);
       if (parsed && ctx.nodeIP && cidrContains(parsed, ctx.nodeIP)) allowFromNode = true;
     }
@@ -354,102 +307,102 @@ export function renderServicePort(
     // source; allow that when the ranges allow the node itself.
     if (allowFromNode) {
       for (const ip of svc.loadBalancerVIPs)
-        natRules.write('-A', chains.fw, allow, '-s', ip, '-j', chains.ext);
+        natRules.add(`-A ${chains.fw} ${allow} -s ${ip} -j ${chains.ext}`);
     }
     // No target: whatever falls off the chain is dropped by filter KUBE-PROXY-FIREWALL.
-    natRules.write(
-      '-A',
-      chains.fw,
-      comment(`other traffic to ${name} will be dropped by KUBE-PROXY-FIREWALL`),
+    natRules.add(
+      `-A ${chains.fw} ${commentMatch(`other traffic to ${name} will be dropped by KUBE-PROXY-FIREWALL`)}`,
     );
   }
 
-  if (usesClusterPolicyChain) {
-    natChains.write(chainLine(chains.svc));
-    activeChains.push(chains.svc);
-    writeServiceToEndpointRules(
-      natRules,
-      name,
-      svc,
-      chains.svc,
-      clusterEndpoints,
-      sepName,
-      ctx.largeClusterMode,
-    );
-  }
-  if (usesLocalPolicyChain) {
-    natChains.write(chainLine(chains.svl));
-    activeChains.push(chains.svl);
-    writeServiceToEndpointRules(
-      natRules,
-      name,
-      svc,
-      chains.svl,
-      localEndpoints,
-      sepName,
-      ctx.largeClusterMode,
-    );
-  }
+  const affinity = svc.sessionAffinity.type === 'ClientIP' ? svc.sessionAffinity : undefined;
+  const balance = (chain: string, endpoints: readonly Endpoint[]): void => {
+    declare(chain);
+    writeServiceToEndpointRules(natRules, name, affinity, chain, endpoints, sepName, ctx.largeClusterMode);
+  };
+  if (usesClusterPolicyChain) balance(chains.svc, clusterEndpoints);
+  if (usesLocalPolicyChain) balance(chains.svl, localEndpoints);
 
+  const sepComment = ctx.largeClusterMode ? '' : ` ${commentMatch(name)}`;
   for (const ep of allReachableEndpoints) {
     const sep = sepName(ep);
-    natChains.write(chainLine(sep));
-    activeChains.push(sep);
-    const head = ctx.largeClusterMode ? ['-A', sep] : ['-A', sep, ...comment(name)];
+    declare(sep);
     // Hairpin: a pod reaching itself through the service must be masqueraded.
-    natRules.write(head, '-s', ep.ip, '-j', KUBE_MARK_MASQ);
-    natRules.write(
-      head,
-      svc.sessionAffinity.type === 'ClientIP' ? ['-m', 'recent', '--name', sep, '--set'] : [],
-      protoMatch(protocol),
-      '-j',
-      'DNAT',
-      '--to-destination',
-      ep.endpoint,
-    );
+    natRules.add(`-A ${sep}${sepComment} -s ${ep.ip} -j ${KUBE_MARK_MASQ}`);
+    const recent = affinity ? ` -m recent --name ${sep} --set` : '';
+    natRules.add(`-A ${sep}${sepComment}${recent} ${proto} -j DNAT --to-destination ${ep.endpoint}`);
   }
 
-  return { activeChains, noLocalInternal, noLocalExternal };
+  return {
+    filterRules,
+    natTopRules,
+    natChains: natChains.text(),
+    natChainCount: natChains.count,
+    natRules: natRules.text(),
+    natRuleCount: natRules.count,
+    activeChains,
+    noLocalInternal,
+    noLocalExternal,
+  };
 }
 
 /** Affinity checks for every endpoint first, then the probabilistic balancing rules. */
 function writeServiceToEndpointRules(
-  natRules: RuleSink,
+  natRules: Block,
   name: string,
-  svc: ServicePort,
+  affinity: { readonly timeoutSeconds: number } | undefined,
   chain: string,
   endpoints: readonly Endpoint[],
   sepName: (ep: Endpoint) => string,
   largeClusterMode: boolean,
 ): void {
-  const epComment = (ep: Endpoint): string[] =>
-    largeClusterMode ? [] : comment(`${name} -> ${ep.endpoint}`);
-  if (svc.sessionAffinity.type === 'ClientIP') {
-    const seconds = String(svc.sessionAffinity.timeoutSeconds);
+  const epComment = (ep: Endpoint): string =>
+    largeClusterMode ? '' : ` ${commentMatch(`${name} -> ${ep.endpoint}`)}`;
+  if (affinity) {
+    const seconds = affinity.timeoutSeconds;
     for (const ep of endpoints) {
       const sep = sepName(ep);
-      natRules.write(
-        '-A',
-        chain,
-        epComment(ep),
-        '-m',
-        'recent',
-        '--name',
-        sep,
-        '--rcheck',
-        '--seconds',
-        seconds,
-        '--reap',
-        '-j',
-        sep,
+      natRules.add(
+        `-A ${chain}${epComment(ep)} -m recent --name ${sep} --rcheck --seconds ${seconds} --reap -j ${sep}`,
       );
     }
   }
   const n = endpoints.length;
-  endpoints.forEach((ep, i) => {
-    const sep = sepName(ep);
-    const statistic =
-      i < n - 1 ? ['-m', 'statistic', '--mode', 'random', '--probability', probability(n - i)] : [];
-    natRules.write('-A', chain, epComment(ep), statistic, '-j', sep);
-  });
+  for (let i = 0; i < n; i++) {
+    const ep = endpoints[i]!;
+    const statistic = i < n - 1 ? ` -m statistic --mode random --probability ${probability(n - i)}` : '';
+    natRules.add(`-A ${chain}${epComment(ep)}${statistic} -j ${sepName(ep)}`);
+  }
+}
+
+/**
+ * Rendered service ports kept between renders. ServicePort and endpoint lists are immutable
+ * values that the maps replace on every change, so while a port and its endpoint list are the
+ * same objects, and the context is the same, its text is too: a full resync of an unchanged
+ * cluster then costs one join. Entries die with their ServicePort (weak keys).
+ */
+export interface ServicePortMemo {
+  /** Forgets every entry unless `key` (the render context's identity) is the one they used. */
+  useContext(key: string): void;
+  get(svc: ServicePort, endpoints: readonly Endpoint[]): ServicePortText | undefined;
+  set(svc: ServicePort, endpoints: readonly Endpoint[], text: ServicePortText): void;
+}
+
+export function createServicePortMemo(): ServicePortMemo {
+  let context = '';
+  let entries = new WeakMap<ServicePort, { endpoints: readonly Endpoint[]; text: ServicePortText }>();
+  return {
+    useContext(key) {
+      if (key === context) return;
+      context = key;
+      entries = new WeakMap();
+    },
+    get(svc, endpoints) {
+      const e = entries.get(svc);
+      return e !== undefined && e.endpoints === endpoints ? e.text : undefined;
+    },
+    set(svc, endpoints, text) {
+      entries.set(svc, { endpoints, text });
+    },
+  };
 }

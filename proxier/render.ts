@@ -31,8 +31,13 @@ import {
 } from './chains.ts';
 import type { LocalDetectorConfig } from './localdetect.ts';
 import { createLocalDetector } from './localdetect.ts';
-import type { RuleSink, ServiceRenderContext, ServiceRenderOutcome } from './render-service.ts';
-import { discardSink, renderServicePort } from './render-service.ts';
+import type {
+  ServicePortMemo,
+  ServicePortText,
+  ServiceRenderContext,
+  ServiceRenderOutcome,
+} from './render-service.ts';
+import { renderServicePort } from './render-service.ts';
 import {
   masqueradeMark,
   NFACCT_LOCALHOST_NODEPORTS_ACCEPTED,
@@ -40,7 +45,7 @@ import {
   writeKubeletFirewallRule,
   writeNatStaticRules,
 } from './render-static.ts';
-import type { EndpointsMap, ServiceKey, ServicePort, ServicePortMap } from './types.ts';
+import type { Endpoint, EndpointsMap, ServiceKey, ServicePort, ServicePortMap } from './types.ts';
 import { serviceKey, servicePortKey, servicePortNameString } from './types.ts';
 
 export type { BuiltinJump } from './render-static.ts';
@@ -110,6 +115,11 @@ export interface RenderOptions {
    * whole by this function on every sync) and the size of its own chains. The incremental renderer builds its cache from it.
    */
   readonly onServicePort?: (rendered: ServicePortRender) => void;
+  /**
+   * Service port texts kept from earlier renders (the incremental renderer's). Every port's
+   * chains are then rendered, written or not, so that the next full render finds them.
+   */
+  readonly memo?: ServicePortMemo;
 }
 
 /** What one service port contributed to a render (see RenderOptions.onServicePort). */
@@ -169,6 +179,21 @@ export function compareServicePorts(a: ServicePort, b: ServicePort): number {
   if (na !== nb) return na < nb ? -1 : 1;
   return a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : 0;
 }
+
+/** The service ports in render order (compareServicePorts), each name string built once. */
+function sortedServicePorts(ports: ServicePortMap): ServicePort[] {
+  const keyed = Array.from(ports.values(), (svc) => ({ name: servicePortNameString(svc.name), svc }));
+  keyed.sort((a, b) => {
+    if (a.name !== b.name) return a.name < b.name ? -1 : 1;
+    const pa = a.svc.protocol;
+    const pb = b.svc.protocol;
+    return pa < pb ? -1 : pa > pb ? 1 : 0;
+  });
+  return keyed.map((k) => k.svc);
+}
+
+/** The endpoints of a port that has none: one shared list, so memoized renders of it match. */
+const NO_ENDPOINTS: readonly Endpoint[] = Object.freeze([]);
 
 function isLoopback(ip: ParsedIP): boolean {
   return ip.family === 'IPv4' ? ip.bytes[0] === 127 : ip.text === '::1';
@@ -350,6 +375,36 @@ export function renderStatic(config: RenderConfig): StaticRender {
   };
 }
 
+/** What a ServicePortMemo's entries depend on besides the port and its endpoints. */
+export function memoContext(statics: StaticRender, largeClusterMode: boolean): string {
+  return `${largeClusterMode}\n${statics.fingerprint}`;
+}
+
+/**
+ * One port's text: from the memo (already set to memoContext of `ctx`), else rendered and kept
+ * there. Without a memo the port's own chains are rendered only when `keepChains`.
+ */
+export function servicePortText(
+  svc: ServicePort,
+  endpoints: readonly Endpoint[],
+  ctx: ServiceRenderContext,
+  keepChains: boolean,
+  memo: ServicePortMemo | undefined,
+): ServicePortText {
+  if (memo === undefined) return renderServicePort(svc, endpoints, ctx, keepChains);
+  let text = memo.get(svc, endpoints);
+  if (text === undefined) {
+    text = renderServicePort(svc, endpoints, ctx, true);
+    memo.set(svc, endpoints, text);
+  }
+  return text;
+}
+
+/** Endpoints of a port in the state: a port without any gets one shared list (memo hits). */
+export function endpointsOf(state: RenderState, svc: ServicePort): readonly Endpoint[] {
+  return state.endpoints.get(servicePortKey(svc.name)) ?? NO_ENDPOINTS;
+}
+
 /** Renders the whole restore payload for one IP family. Pure and deterministic. */
 export function renderRules(state: RenderState, config: RenderConfig, opts: RenderOptions): RenderResult {
   const statics = renderStatic(config);
@@ -364,48 +419,38 @@ export function renderRules(state: RenderState, config: RenderConfig, opts: Rend
   const largeClusterMode = totalEndpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD;
   const ctx: ServiceRenderContext = { ...statics.serviceContext, largeClusterMode };
 
-  const skippedChains: RuleSink = discardSink();
-  const skippedRules: RuleSink = discardSink();
+  let skippedRules = 0;
   const activeNatChains = new Set<string>();
   let noLocalInternal = 0;
   let noLocalExternal = 0;
   const observe = opts.onServicePort;
+  const memo = opts.memo;
+  memo?.useContext(memoContext(statics, largeClusterMode));
 
-  const services = [...state.services.values()].sort(compareServicePorts);
-  for (const svc of services) {
+  for (const svc of sortedServicePorts(state.services)) {
     const write =
       opts.full || (opts.changedServices?.has(serviceKey(svc.name.namespace, svc.name.name)) ?? false);
-    const endpoints = state.endpoints.get(servicePortKey(svc.name)) ?? [];
-    const filter0 = filter.rules.length;
-    const nat0 = nat.rules.length;
-    const skipped0 = skippedRules.length;
-    // Top-level nat rules come first in a service port's output; counting them separates them
-    // from its own chains' rules in the same buffer.
-    let topCount = 0;
-    const topNatRules: RuleSink = {
-      write(...words) {
-        nat.rules.write(...words);
-        topCount++;
-      },
-      get length() {
-        return topCount;
-      },
-    };
-    const outcome = renderServicePort(svc, endpoints, ctx, {
-      filterRules: filter.rules,
-      topNatRules,
-      natChains: write ? nat.chains : skippedChains,
-      natRules: write ? nat.rules : skippedRules,
-    });
-    for (const c of outcome.activeChains) activeNatChains.add(c);
-    if (outcome.noLocalInternal) noLocalInternal++;
-    if (outcome.noLocalExternal) noLocalExternal++;
+    const endpoints = endpointsOf(state, svc);
+    // Without a memo, the chains of a port this render skips are only counted.
+    const text = servicePortText(svc, endpoints, ctx, write, memo);
+    for (const l of text.filterRules) filter.rules.writeLine(l);
+    // Top-level nat rules come first in a service port's output, then its own chains' rules.
+    for (const l of text.natTopRules) nat.rules.writeLine(l);
+    if (write) {
+      nat.chains.writeBlock(text.natChains, text.natChainCount);
+      nat.rules.writeBlock(text.natRules, text.natRuleCount);
+    } else {
+      skippedRules += text.natRuleCount;
+    }
+    for (const c of text.activeChains) activeNatChains.add(c);
+    if (text.noLocalInternal) noLocalInternal++;
+    if (text.noLocalExternal) noLocalExternal++;
     observe?.({
       svc,
-      filterRules: filter.rules.lines.slice(filter0),
-      natTopRules: nat.rules.lines.slice(nat0, nat0 + topCount),
-      natChainRuleCount: write ? nat.rules.length - nat0 - topCount : skippedRules.length - skipped0,
-      outcome,
+      filterRules: text.filterRules,
+      natTopRules: text.natTopRules,
+      natChainRuleCount: text.natRuleCount,
+      outcome: text,
       endpointCount: endpoints.length,
     });
   }
@@ -435,7 +480,7 @@ export function renderRules(state: RenderState, config: RenderConfig, opts: Rend
     filterRuleCount: filterWritten,
     ruleCounts: {
       filter: { total: filterWritten, last: filterWritten },
-      nat: { total: natWritten + skippedRules.length, last: natWritten },
+      nat: { total: natWritten + skippedRules, last: natWritten },
     },
     noLocalEndpoints: { internal: noLocalInternal, external: noLocalExternal },
     totalEndpoints,
