@@ -19,24 +19,19 @@ import {
   ENOBUFS,
   ENOENT,
   ETIMEDOUT,
-  IPCTNL_MSG_CT_NEW,
   NETLINK_NETFILTER,
-  NLM_F_DUMP_INTR,
-  NLMSG_DONE,
   NLMSG_ERROR,
   NLMSG_OVERRUN,
 } from './constants.ts';
+import { compileDumpFilter, type DumpQuery, readDumpDatagram } from './dump.ts';
 import { ConntrackError } from './errors.ts';
 import {
   buildDeleteRequest,
   buildDumpRequest,
   buildNewRequest,
-  ctMessageType,
   forEachMessage,
   type NewConntrackFlow,
-  parseDoneMessage,
   parseErrorMessage,
-  parseFlow,
 } from './messages.ts';
 import type {
   ConntrackClient,
@@ -46,6 +41,7 @@ import type {
   ConntrackStats,
   DeleteError,
   DeleteResult,
+  DumpFilter,
 } from './types.ts';
 
 /** An error from the socket layer; `errno` is positive, as the `netlink` package reports it. */
@@ -113,12 +109,24 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 // The kernel clamps this to net.core.rmem_max; asking for more than the default helps where an
 // administrator raised that limit (dump replies arrive in bursts).
 const RECV_BUFFER_BYTES = 4 << 20;
+/**
+ * Bytes read per datagram. The kernel sizes each dump datagram after the largest read the socket
+ * has seen, up to 32 KiB (netlink_recvmsg, max_recvmsg_len). The `netlink` package by default
+ * peeks at each datagram and reads exactly its size, which keeps dump datagrams at one page
+ * (about 4 KiB) and costs two system calls each; one 32 KiB read lets the kernel fill eight times
+ * as much per call, which more than halved the kernel time of a 100,000-entry dump. A datagram
+ * that does not fit is reported as truncated (an error), never silently cut.
+ */
+const RECV_DATAGRAM_BYTES = 32 << 10;
+const EMSGSIZE = 90;
 
 /** Opens a NETLINK_NETFILTER socket in the calling process's network namespace. */
 export function openNetfilterSocket(): NetlinkSocketLike {
   const raw = new RawNetlinkSocket(NETLINK_NETFILTER, {
     recvBufferSize: RECV_BUFFER_BYTES,
     sendBufferSize: RECV_BUFFER_BYTES,
+    messagePeeking: false,
+    msgBufferSize: RECV_DATAGRAM_BYTES,
   });
   raw.unref();
   return {
@@ -128,6 +136,14 @@ export function openNetfilterSocket(): NetlinkSocketLike {
     },
     onError: (fn) => {
       raw.on('error', (err) => fn(err));
+      // Part of the datagram is lost: whatever waited for it must fail, not read a cut message.
+      raw.on('truncatedMessage', (msg, rinfo) =>
+        fn({
+          message: `netlink datagram of ${rinfo.truncated ?? '?'} bytes truncated to ${msg.length}`,
+          errno: EMSGSIZE,
+          code: 'EMSGSIZE',
+        }),
+      );
     },
     ref: () => raw.ref(),
     unref: () => raw.unref(),
@@ -275,52 +291,46 @@ export function createConntrackClient(opts: ConntrackClientOptions = {}): Conntr
     });
   }
 
-  function dumpOnce(family: ConntrackFamily, protocol: ConntrackProtocol): Promise<DumpAttempt> {
-    const seq = nextSeq();
-    const newType = ctMessageType(IPCTNL_MSG_CT_NEW);
+  function dumpOnce(
+    family: ConntrackFamily,
+    protocol: ConntrackProtocol,
+    filter: DumpQuery['filter'],
+  ): Promise<DumpAttempt> {
+    const query: DumpQuery = { seq: nextSeq(), family, protocol, filter };
     return withOperation<DumpAttempt>((settle) => {
       const flows: ConntrackFlow[] = [];
       let interrupted = false;
       return {
         start(s) {
           counters.dumpRequests++;
-          s.send([buildDumpRequest(family, protocol, seq)], (err) => {
+          s.send([buildDumpRequest(family, protocol, query.seq)], (err) => {
             if (err) settle(new ConntrackError('socket-failed', `dump request: ${err.message}`, err.errno));
           });
         },
         onData(d) {
+          let read: ReturnType<typeof readDumpDatagram>;
           try {
-            forEachMessage(d, (m) => {
-              if (m.seq !== seq) return;
-              if (m.flags & NLM_F_DUMP_INTR) interrupted = true;
-              if (m.type === newType) {
-                const flow = parseFlow(d, m);
-                // The kernel already filtered by family and (5.9+) protocol; this check is what
-                // filters on older kernels.
-                if (flow && flow.family === family && flow.protocol === protocol) flows.push(flow);
-              } else if (m.type === NLMSG_DONE) {
-                const errno = parseDoneMessage(d, m);
-                if (errno === 0 || errno === EINTR)
-                  settle(undefined, { flows, interrupted: interrupted || errno === EINTR });
-                else
-                  settle(
-                    new ConntrackError('dump-failed', `conntrack dump failed: ${errnoText(errno)}`, errno),
-                  );
-              } else if (m.type === NLMSG_ERROR) {
-                const { errno } = parseErrorMessage(d, m);
-                if (errno === EINTR) settle(undefined, { flows, interrupted: true });
-                else if (errno !== 0) {
-                  settle(
-                    new ConntrackError('dump-failed', `conntrack dump refused: ${errnoText(errno)}`, errno),
-                  );
-                }
-              } else if (m.type === NLMSG_OVERRUN) {
-                settle(new Overrun());
-              }
-            });
+            // The kernel already filtered by family and (5.9+) protocol; the reader checks both
+            // again, which is what filters on older kernels.
+            read = readDumpDatagram(d, query, flows);
           } catch (err) {
             settle(err as Error);
+            return;
           }
+          if (read.interrupted) interrupted = true;
+          const end = read.end;
+          if (end === undefined) return;
+          if (end.kind === 'overrun') settle(new Overrun());
+          else if (end.errno === 0 || end.errno === EINTR)
+            settle(undefined, { flows, interrupted: interrupted || end.errno === EINTR });
+          else if (end.kind === 'done')
+            settle(
+              new ConntrackError('dump-failed', `conntrack dump failed: ${errnoText(end.errno)}`, end.errno),
+            );
+          else
+            settle(
+              new ConntrackError('dump-failed', `conntrack dump refused: ${errnoText(end.errno)}`, end.errno),
+            );
         },
         onError(err) {
           if (err.errno === ENOBUFS) settle(new Overrun());
@@ -330,11 +340,16 @@ export function createConntrackClient(opts: ConntrackClientOptions = {}): Conntr
     }, `a ${family} ${protocol} dump`);
   }
 
-  async function dump(family: ConntrackFamily, protocol: ConntrackProtocol): Promise<ConntrackFlow[]> {
+  async function dump(
+    family: ConntrackFamily,
+    protocol: ConntrackProtocol,
+    dumpFilter: DumpFilter | undefined,
+  ): Promise<ConntrackFlow[]> {
+    const filter = compileDumpFilter(dumpFilter);
     for (let attempt = 1; ; attempt++) {
       let result: DumpAttempt;
       try {
-        result = await dumpOnce(family, protocol);
+        result = await dumpOnce(family, protocol, filter);
       } catch (err) {
         // A lost or timed-out dump may still be running in the kernel for this socket; a new
         // socket starts clean.
@@ -561,7 +576,7 @@ export function createConntrackClient(opts: ConntrackClientOptions = {}): Conntr
   }
 
   return {
-    dump: (family, protocol) => exclusive(() => dump(family, protocol)),
+    dump: (family, protocol, filter) => exclusive(() => dump(family, protocol, filter)),
     delete: (flows) => {
       if (closed) {
         return Promise.resolve({

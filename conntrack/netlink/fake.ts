@@ -4,6 +4,7 @@
  * dumps and deletes from it, records every call, and counts requests exactly as the real client
  * does (one per dump, one per flow deleted), so tests can assert "one dump plus N deletes".
  */
+import { parseIP } from '../../pkg/net/ip.ts';
 import { EBADF, ENOENT } from './constants.ts';
 import { ConntrackError } from './errors.ts';
 import { flowKey } from './flow.ts';
@@ -15,10 +16,16 @@ import type {
   ConntrackStats,
   DeleteError,
   DeleteResult,
+  DumpFilter,
 } from './types.ts';
 
 export type FakeConntrackCall =
-  | { readonly kind: 'dump'; readonly family: ConntrackFamily; readonly protocol: ConntrackProtocol }
+  | {
+      readonly kind: 'dump';
+      readonly family: ConntrackFamily;
+      readonly protocol: ConntrackProtocol;
+      readonly filter?: DumpFilter;
+    }
   | { readonly kind: 'delete'; readonly flows: readonly ConntrackFlow[] };
 
 export interface FakeConntrackClient extends ConntrackClient {
@@ -35,6 +42,25 @@ export interface FakeConntrackClient extends ConntrackClient {
   readonly closed: boolean;
 }
 
+/** Canonical text of the addresses of a filter set, as the real client compares them by value. */
+function canonicalSet(texts: Iterable<string> | undefined): Set<string> | undefined {
+  if (texts === undefined) return undefined;
+  const out = new Set<string>();
+  for (const t of texts) {
+    const ip = parseIP(t);
+    if (ip) out.add(ip.text);
+  }
+  return out;
+}
+
+/** Whether a flow passes a dump filter (the real client checks the same on the entry's bytes). */
+export function passesDumpFilter(flow: ConntrackFlow, filter: DumpFilter | undefined): boolean {
+  const dsts = canonicalSet(filter?.originalDestinations);
+  if (dsts !== undefined && !dsts.has(flow.original.dst)) return false;
+  const srcs = canonicalSet(filter?.replySources);
+  return srcs === undefined || srcs.has(flow.reply.src);
+}
+
 export function createFakeConntrackClient(initial: readonly ConntrackFlow[] = []): FakeConntrackClient {
   const table = new Map<string, ConntrackFlow>();
   const failures = new Map<string, { errno: number; message: string }>();
@@ -49,9 +75,13 @@ export function createFakeConntrackClient(initial: readonly ConntrackFlow[] = []
   add(...initial);
 
   return {
-    async dump(family, protocol) {
+    async dump(family, protocol, filter) {
       if (closed) throw new ConntrackError('closed', 'conntrack client is closed', EBADF);
-      calls.push({ kind: 'dump', family, protocol });
+      calls.push(
+        filter === undefined
+          ? { kind: 'dump', family, protocol }
+          : { kind: 'dump', family, protocol, filter },
+      );
       counters.dumpRequests++;
       if (nextDumpError) {
         const err = nextDumpError;
@@ -59,7 +89,9 @@ export function createFakeConntrackClient(initial: readonly ConntrackFlow[] = []
         counters.errors++;
         throw err;
       }
-      return [...table.values()].filter((f) => f.family === family && f.protocol === protocol);
+      return [...table.values()].filter(
+        (f) => f.family === family && f.protocol === protocol && passesDumpFilter(f, filter),
+      );
     },
     async delete(flows): Promise<DeleteResult> {
       calls.push({ kind: 'delete', flows: [...flows] });

@@ -34,6 +34,19 @@ export interface ConntrackFlow {
   readonly timeout?: number;
 }
 
+/**
+ * Narrows a dump to the entries that can matter. It is checked on each entry's bytes before the
+ * entry becomes a flow, and making flows is most of what a big dump costs, so a caller that
+ * knows which addresses it looks for should say so. Every set given must hold the entry's
+ * address; text that is not an address of the dump's family matches nothing.
+ */
+export interface DumpFilter {
+  /** Original destinations: frontends (service, external, load-balancer IPs), node IPs. */
+  readonly originalDestinations?: Iterable<string>;
+  /** Reply sources: for a DNATed flow, the endpoint it was sent to. */
+  readonly replySources?: Iterable<string>;
+}
+
 export interface DeleteError {
   readonly flow: ConntrackFlow;
   /** Positive errno (e.g. 1 EPERM, 22 EINVAL, 110 ETIMEDOUT when no answer came). */
@@ -69,9 +82,10 @@ export interface ConntrackClient {
    * older kernels give the same answer. Retries a few times when the dump is interrupted (the
    * table changed under it: EINTR) or messages were lost (ENOBUFS); when every attempt was
    * interrupted it returns the last, possibly partial, list as upstream kube-proxy does.
-   * Rejects with a `ConntrackError` on any other failure.
+   * Rejects with a `ConntrackError` on any other failure. With a `filter`, only the entries that
+   * pass it are returned (still one dump request).
    */
-  dump(family: ConntrackFamily, protocol: ConntrackProtocol): Promise<ConntrackFlow[]>;
+  dump(family: ConntrackFamily, protocol: ConntrackProtocol, filter?: DumpFilter): Promise<ConntrackFlow[]>;
   /**
    * Deletes the given entries, each by its original tuple (and zone), writing all requests
    * before reading the answers (bounded by a window so acks are never dropped). An entry that is
