@@ -6,7 +6,6 @@
  * of SHA-256 over `servicePortName + lower-case protocol` (plus the endpoint `ip:port` for
  * KUBE-SEP). iptables limits chain names to 28 characters; `KUBE-SEP-` + 16 is 25.
  */
-import { createHash } from 'node:crypto';
 import type { Endpoint, Protocol, ServicePortName } from './types.ts';
 import { servicePortNameString } from './types.ts';
 
@@ -33,38 +32,113 @@ const SERVICE_CHAIN_PREFIXES = [SVC_PREFIX, SVL_PREFIX, SEP_PREFIX, FW_PREFIX, E
 
 const BASE32_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
-/** RFC 4648 base32 of `bytes`, only its first `chars` characters (no padding needed). */
-function base32Prefix(bytes: Uint8Array, chars: number): string {
+// SHA-256 in plain JavaScript. A full sync hashes every endpoint (upstream precomputes names when
+// its tracker builds the structs); node:crypto costs a native object per hash, several times the
+// work itself for these short inputs, and a memo of the results held megabytes for big clusters.
+const SHA256_K = Int32Array.from([
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
+  0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+  0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
+  0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+  0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
+  0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+  0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+  0xc67178f2,
+]);
+const sha256W = new Int32Array(64);
+const sha256H = new Int32Array(8);
+let sha256Block = new Uint8Array(128);
+const utf8 = new TextEncoder();
+
+/** SHA-256 of the UTF-8 bytes of `input`, as eight big-endian words (reused between calls). */
+function sha256(input: string): Int32Array {
+  let ascii = true;
+  for (let i = 0; i < input.length && ascii; i++) ascii = input.charCodeAt(i) < 0x80;
+  const encoded = ascii ? undefined : utf8.encode(input);
+  const len = encoded === undefined ? input.length : encoded.length;
+  // Message, 0x80, zeros, 64-bit bit length: a whole number of 64-byte blocks.
+  const total = (((len + 8) >> 6) + 1) << 6;
+  if (sha256Block.length < total) sha256Block = new Uint8Array(total);
+  const m = sha256Block;
+  if (encoded === undefined) for (let i = 0; i < len; i++) m[i] = input.charCodeAt(i);
+  else m.set(encoded);
+  m[len] = 0x80;
+  m.fill(0, len + 1, total);
+  const bits = len * 8;
+  m[total - 5] = Math.floor(bits / 2 ** 32);
+  m[total - 4] = bits >>> 24;
+  m[total - 3] = bits >>> 16;
+  m[total - 2] = bits >>> 8;
+  m[total - 1] = bits;
+  const W = sha256W;
+  const H = sha256H;
+  H.set([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
+  for (let off = 0; off < total; off += 64) {
+    for (let i = 0; i < 16; i++) {
+      const j = off + i * 4;
+      W[i] = (m[j]! << 24) | (m[j + 1]! << 16) | (m[j + 2]! << 8) | m[j + 3]!;
+    }
+    for (let i = 16; i < 64; i++) {
+      const w15 = W[i - 15]!;
+      const w2 = W[i - 2]!;
+      const s0 = ((w15 >>> 7) | (w15 << 25)) ^ ((w15 >>> 18) | (w15 << 14)) ^ (w15 >>> 3);
+      const s1 = ((w2 >>> 17) | (w2 << 15)) ^ ((w2 >>> 19) | (w2 << 13)) ^ (w2 >>> 10);
+      W[i] = (W[i - 16]! + s0 + W[i - 7]! + s1) | 0;
+    }
+    let a = H[0]!;
+    let b = H[1]!;
+    let c = H[2]!;
+    let d = H[3]!;
+    let e = H[4]!;
+    let f = H[5]!;
+    let g = H[6]!;
+    let h = H[7]!;
+    for (let i = 0; i < 64; i++) {
+      const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+      const t1 = (h + S1 + ((e & f) ^ (~e & g)) + SHA256_K[i]! + W[i]!) | 0;
+      const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+      const t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+      h = g;
+      g = f;
+      f = e;
+      e = (d + t1) | 0;
+      d = c;
+      c = b;
+      b = a;
+      a = (t1 + t2) | 0;
+    }
+    H[0] = (H[0]! + a) | 0;
+    H[1] = (H[1]! + b) | 0;
+    H[2] = (H[2]! + c) | 0;
+    H[3] = (H[3]! + d) | 0;
+    H[4] = (H[4]! + e) | 0;
+    H[5] = (H[5]! + f) | 0;
+    H[6] = (H[6]! + g) | 0;
+    H[7] = (H[7]! + h) | 0;
+  }
+  return H;
+}
+
+/** RFC 4648 base32 of the big-endian bytes of `words`, only its first 16 characters (80 bits). */
+function base32Prefix16(words: Int32Array): string {
   let out = '';
   let buffer = 0;
   let bits = 0;
-  for (const byte of bytes) {
+  for (let i = 0; i < 10; i++) {
+    const byte = (words[i >> 2]! >>> (24 - 8 * (i & 3))) & 0xff;
     buffer = ((buffer << 8) | byte) & 0xffff;
     bits += 8;
     while (bits >= 5) {
       bits -= 5;
       out += BASE32_ALPHABET[(buffer >> bits) & 31];
-      if (out.length === chars) return out;
     }
   }
   return out;
 }
 
-// SHA-256 dominates rendering time in big clusters (one hash per endpoint per sync); upstream
-// precomputes names when the tracker builds its structs. A memo gives the same effect here; it
-// is dropped wholesale when it outgrows any realistic cluster.
-const hashMemo = new Map<string, string>();
-const HASH_MEMO_LIMIT = 1_000_000;
-
 /** The 16-character hash shared by upstream's portProtoHash and the KUBE-SEP name. */
 export function chainHash(input: string): string {
-  let hash = hashMemo.get(input);
-  if (hash === undefined) {
-    hash = base32Prefix(createHash('sha256').update(input, 'utf8').digest(), 16);
-    if (hashMemo.size >= HASH_MEMO_LIMIT) hashMemo.clear();
-    hashMemo.set(input, hash);
-  }
-  return hash;
+  return base32Prefix16(sha256(input));
 }
 
 function lowerProtocol(protocol: Protocol): string {

@@ -79,7 +79,35 @@ describe('chainHash', () => {
       expect(chainHash(input)).toBe(expected);
     }
   });
+
+  // chainHash has its own SHA-256: lengths around the 64-byte block and padding boundaries,
+  // several blocks, and characters that take 2 to 4 bytes in UTF-8 are where one goes wrong.
+  it.each([0, 1, 54, 55, 56, 57, 63, 64, 65, 119, 120, 121, 128, 300])(
+    'agrees with node:crypto on a %i-byte input',
+    (len) => {
+      const input = Array.from({ length: len }, (_, i) => 'abcdefghij/:.0123456789'[i % 23]).join('');
+      const prefix = createHash('sha256').update(input).digest().subarray(0, 10);
+      expect(chainHash(input)).toBe(base32(prefix));
+    },
+  );
+
+  it.each(['ü', 'ns/svc:pörttcp', '名前空間/サービス', '😀'.repeat(20), 'a\u0000b'])(
+    'agrees with node:crypto on %j (UTF-8)',
+    (input) => {
+      const prefix = createHash('sha256').update(input, 'utf8').digest().subarray(0, 10);
+      expect(chainHash(input)).toBe(base32(prefix));
+    },
+  );
 });
+
+/** RFC 4648 base32 of 10 bytes (exactly 16 characters), bit by bit. */
+function base32(bytes: Uint8Array): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const bits = [...bytes].map((b) => b.toString(2).padStart(8, '0')).join('');
+  let out = '';
+  for (let c = 0; c < bits.length / 5; c++) out += alphabet[Number.parseInt(bits.slice(c * 5, c * 5 + 5), 2)];
+  return out;
+}
 
 describe('isServiceChain', () => {
   it.each(['KUBE-SVC-XPGD46QRK7WJZT7O', 'KUBE-SVL-X', 'KUBE-SEP-Y', 'KUBE-FW-Z', 'KUBE-EXT-W'])(
