@@ -119,9 +119,18 @@ function sha256(input: string): Int32Array {
   return H;
 }
 
-/** RFC 4648 base32 of the big-endian bytes of `words`, only its first 16 characters (80 bits). */
-function base32Prefix16(words: Int32Array): string {
-  let out = '';
+const BASE32_CODES = Array.from(BASE32_ALPHABET, (c) => c.charCodeAt(0));
+const nameCodes: number[] = [];
+
+/**
+ * `prefix` followed by the first 16 characters of the RFC 4648 base32 encoding of the big-endian
+ * bytes of `words` (80 bits). Built as one flat string: names are Set keys and hashing a string
+ * built by `+=` first copies it flat, which made adding 100k names cost more than hashing them.
+ */
+function base32Name(prefix: string, words: Int32Array): string {
+  const codes = nameCodes;
+  codes.length = 0;
+  for (let i = 0; i < prefix.length; i++) codes.push(prefix.charCodeAt(i));
   let buffer = 0;
   let bits = 0;
   for (let i = 0; i < 10; i++) {
@@ -130,15 +139,15 @@ function base32Prefix16(words: Int32Array): string {
     bits += 8;
     while (bits >= 5) {
       bits -= 5;
-      out += BASE32_ALPHABET[(buffer >> bits) & 31];
+      codes.push(BASE32_CODES[(buffer >> bits) & 31]!);
     }
   }
-  return out;
+  return String.fromCharCode(...codes);
 }
 
 /** The 16-character hash shared by upstream's portProtoHash and the KUBE-SEP name. */
 export function chainHash(input: string): string {
-  return base32Prefix16(sha256(input));
+  return base32Name('', sha256(input));
 }
 
 function lowerProtocol(protocol: Protocol): string {
@@ -166,13 +175,18 @@ export function servicePortHashInput(spn: ServicePortName): string {
 
 /** The four service-level chain names of one service port; they share one hash. */
 export function servicePortChainNames(spn: ServicePortName): ServicePortChains {
-  const hash = chainHash(servicePortHashInput(spn));
-  return { svc: SVC_PREFIX + hash, svl: SVL_PREFIX + hash, ext: EXT_PREFIX + hash, fw: FW_PREFIX + hash };
+  const h = sha256(servicePortHashInput(spn));
+  return {
+    svc: base32Name(SVC_PREFIX, h),
+    svl: base32Name(SVL_PREFIX, h),
+    ext: base32Name(EXT_PREFIX, h),
+    fw: base32Name(FW_PREFIX, h),
+  };
 }
 
 /** KUBE-SEP- chain of endpoint `ip:port` of the port whose servicePortHashInput is `hashInput`. */
 export function endpointChainNameOf(hashInput: string, endpoint: string): string {
-  return SEP_PREFIX + chainHash(hashInput + endpoint);
+  return base32Name(SEP_PREFIX, sha256(hashInput + endpoint));
 }
 
 /**
