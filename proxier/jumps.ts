@@ -45,15 +45,29 @@ function argsForRestore(j: BuiltinJump): string[] {
   return [...args.slice(0, i - 2), ...comment(args[i + 1]!), ...args.slice(i + 2)];
 }
 
-/** Inserts per-table lines just before that table's COMMIT in a restore payload. */
+/**
+ * Inserts per-table lines just before that table's COMMIT in a restore payload. Full syncs pass
+ * the whole payload (tens of MB at 10,000 services), so it is scanned line start by line start
+ * and copied once, never split into a string per line.
+ */
 export function withLinesBeforeCommit(payload: string, lines: ReadonlyMap<Table, readonly string[]>): string {
   if (lines.size === 0) return payload;
   let table: string | undefined;
-  const out: string[] = [];
-  for (const line of payload.split('\n')) {
-    if (line.startsWith('*')) table = line.slice(1);
-    if (line === 'COMMIT' && table) out.push(...(lines.get(table as Table) ?? []));
-    out.push(line);
+  const parts: string[] = [];
+  let copied = 0;
+  for (let start = 0; start <= payload.length; ) {
+    let end = payload.indexOf('\n', start);
+    if (end < 0) end = payload.length;
+    if (payload.charCodeAt(start) === 42 /* '*' */) table = payload.slice(start + 1, end);
+    if (table && end - start === 6 && payload.startsWith('COMMIT', start)) {
+      const extra = lines.get(table as Table) ?? [];
+      if (extra.length > 0) {
+        parts.push(payload.slice(copied, start), ...extra.map((l) => `${l}\n`));
+        copied = start;
+      }
+    }
+    start = end + 1;
   }
-  return out.join('\n');
+  parts.push(payload.slice(copied));
+  return parts.join('');
 }

@@ -73,3 +73,32 @@ describe('built-in jumps folded into the full-sync restore', () => {
     ]);
   });
 });
+
+describe('withLinesBeforeCommit', () => {
+  const lines = new Map<Table, string[]>([
+    ['filter', ['-I INPUT 1 -j KUBE-A', '-I FORWARD 1 -j KUBE-B']],
+    ['nat', ['-I OUTPUT 1 -j KUBE-C']],
+  ]);
+
+  it('puts each table its lines right before its own COMMIT', () => {
+    const payload = '*filter\n:KUBE-A - [0:0]\n-A KUBE-A -j RETURN\nCOMMIT\n*nat\n:KUBE-C - [0:0]\nCOMMIT\n';
+    expect(withLinesBeforeCommit(payload, lines)).toBe(
+      '*filter\n:KUBE-A - [0:0]\n-A KUBE-A -j RETURN\n-I INPUT 1 -j KUBE-A\n-I FORWARD 1 -j KUBE-B\nCOMMIT\n' +
+        '*nat\n:KUBE-C - [0:0]\n-I OUTPUT 1 -j KUBE-C\nCOMMIT\n',
+    );
+  });
+
+  it('matches only whole COMMIT lines inside a table, and tables it has lines for', () => {
+    const payload =
+      'COMMIT\n*raw\nCOMMIT\n*nat\n-A X -m comment --comment COMMIT\nCOMMITTED\n COMMIT\nCOMMIT\n*filter\nCOMMIT';
+    expect(withLinesBeforeCommit(payload, lines)).toBe(
+      'COMMIT\n*raw\nCOMMIT\n*nat\n-A X -m comment --comment COMMIT\nCOMMITTED\n COMMIT\n-I OUTPUT 1 -j KUBE-C\nCOMMIT\n' +
+        '*filter\n-I INPUT 1 -j KUBE-A\n-I FORWARD 1 -j KUBE-B\nCOMMIT',
+    );
+  });
+
+  it('returns the payload itself when there is nothing to add', () => {
+    expect(withLinesBeforeCommit(PAYLOAD, new Map())).toBe(PAYLOAD);
+    expect(withLinesBeforeCommit(PAYLOAD, new Map([['raw', ['-I X 1 -j Y']]]))).toBe(PAYLOAD);
+  });
+});
