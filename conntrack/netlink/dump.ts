@@ -439,10 +439,10 @@ export function readDumpDatagram(buf: Uint8Array, q: DumpQuery, out: ConntrackFl
         const flow = readEntry(buf, start, end, seq, q.family, q.protocol, q.filter);
         if (flow !== undefined) out.push(flow);
       } else if (type === NLMSG_DONE) {
-        return { interrupted, end: { kind: 'done', errno: end - start >= 4 ? -s32(buf, start) : 0 } };
+        return { interrupted, end: { kind: 'done', errno: end - start >= 4 ? 0 - s32(buf, start) : 0 } };
       } else if (type === NLMSG_ERROR) {
         if (end - start < 4) throw new ConntrackError('parse-error', 'short NLMSG_ERROR message');
-        const errno = -s32(buf, start);
+        const errno = 0 - s32(buf, start);
         if (errno !== 0) return { interrupted, end: { kind: 'error', errno } };
       } else if (type === NLMSG_OVERRUN) {
         return { interrupted, end: { kind: 'overrun' } };

@@ -3,6 +3,7 @@
  *   ip netns exec NS node test/kernel/conntrack/netlink/driver.ts <command> [args]
  * Commands (JSON on stdin where noted, one JSON document on stdout):
  *   dump <IPv4|IPv6> <UDP|TCP|SCTP>   -> { flows, stats }
+ *   dump-filter <family> <protocol>   (stdin: DumpFilter with arrays) -> { flows, stats }
  *   delete            (stdin: flows)  -> { result, stats }
  *   insert            (stdin: flows)  -> { result }
  *   capture <family> <protocol>       -> { datagrams: hex[] } the raw dump replies, for fixtures
@@ -18,6 +19,7 @@ import type {
   ConntrackFamily,
   ConntrackFlow,
   ConntrackProtocol,
+  DumpFilter,
 } from '../../../../conntrack/netlink/types.ts';
 
 function stdinJSON<T>(): T {
@@ -52,6 +54,11 @@ async function main(argv: string[]): Promise<unknown> {
     switch (cmd) {
       case 'dump': {
         const flows = await client.dump(a as ConntrackFamily, b as ConntrackProtocol);
+        return { flows, stats: client.stats() };
+      }
+      case 'dump-filter': {
+        const filter = stdinJSON<DumpFilter>();
+        const flows = await client.dump(a as ConntrackFamily, b as ConntrackProtocol, filter);
         return { flows, stats: client.stats() };
       }
       case 'delete': {

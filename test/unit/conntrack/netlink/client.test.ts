@@ -109,6 +109,25 @@ describe('dump', () => {
     client.close();
   });
 
+  it('with a filter, returns only the entries to those destinations from those sources, in one request', async () => {
+    const dnated = (i: number, ep: string): ConntrackFlow => ({
+      ...udp(i),
+      reply: { ...udp(i).reply, src: ep },
+    });
+    const flows = [dnated(1, '10.244.9.9'), dnated(2, '10.244.1.5'), dnated(3, '10.244.9.9'), udp(4, 'IPv6')];
+    const kernel = createFakeKernel(flows);
+    const client = createConntrackClient({ logger, socketFactory: kernel.factory });
+    const got = await client.dump('IPv4', 'UDP', {
+      originalDestinations: ['10.96.0.10'],
+      replySources: new Set(['10.244.9.9', 'fd00:244::5']),
+    });
+    expect(sortKeys(got)).toEqual(sortKeys([flows[0]!, flows[2]!]));
+    expect(got.find((f) => f.original.srcPort === 20001)).toEqual(flows[0]);
+    expect(await client.dump('IPv4', 'UDP', { originalDestinations: ['10.96.0.11'] })).toEqual([]);
+    expect(client.stats().dumpRequests).toBe(2);
+    client.close();
+  });
+
   it('runs concurrent calls one after the other on the one socket', async () => {
     const kernel = createFakeKernel([udp(1), udp(2, 'IPv6')]);
     const client = createConntrackClient({ logger, socketFactory: kernel.factory });

@@ -30,6 +30,23 @@ describe('fake conntrack client', () => {
     expect(fake.calls.map((c) => c.kind)).toEqual(['dump', 'delete', 'dump']);
   });
 
+  it('filters a dump by original destination and reply source, compared by value', async () => {
+    const a = flow('10.0.0.1');
+    const b = { ...flow('10.0.0.2'), reply: { ...flow('10.0.0.2').reply, src: '10.244.0.7' } };
+    const fake = createFakeConntrackClient([a, b, flow('fd00::1')]);
+    expect(await fake.dump('IPv4', 'UDP', { replySources: ['10.244.0.7'] })).toEqual([b]);
+    expect(await fake.dump('IPv4', 'UDP', { originalDestinations: ['10.96.0.010'] })).toEqual([a, b]);
+    expect(
+      await fake.dump('IPv4', 'UDP', { originalDestinations: ['10.96.0.10'], replySources: [] }),
+    ).toEqual([]);
+    expect(fake.calls[0]).toEqual({
+      kind: 'dump',
+      family: 'IPv4',
+      protocol: 'UDP',
+      filter: { replySources: ['10.244.0.7'] },
+    });
+  });
+
   it('reports injected failures without throwing on delete, and rejects an injected dump error', async () => {
     const a = flow('10.0.0.1');
     const fake = createFakeConntrackClient([a]);
