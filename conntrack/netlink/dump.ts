@@ -397,16 +397,15 @@ export function readEntry(
     : addressText(buf, reply.dstKind, reply.dst);
   const original: FlowTuple = { src: oSrc, dst: oDst, srcPort: orig.srcPort, dstPort: orig.dstPort };
   const replyTuple: FlowTuple = { src: rSrc, dst: rDst, srcPort: reply.srcPort, dstPort: reply.dstPort };
-  const reply_ = replyTuple;
   // Whole literals for what dumps hold (id and timeout always, a zone sometimes): properties
   // added after creation would cost every flow a second allocation for their storage. Key order
   // as parseFlow's.
   if (id !== -1 && timeout !== -1) {
     return zone === 0
-      ? { family, protocol, original, reply: reply_, status, mark, id, timeout }
-      : { family, protocol, original, reply: reply_, status, mark, id, zone, timeout };
+      ? { family, protocol, original, reply: replyTuple, status, mark, id, timeout }
+      : { family, protocol, original, reply: replyTuple, status, mark, id, zone, timeout };
   }
-  const flow: MutableFlow = { family, protocol, original, reply: reply_, status, mark };
+  const flow: MutableFlow = { family, protocol, original, reply: replyTuple, status, mark };
   if (id !== -1) flow.id = id;
   if (zone !== 0) flow.zone = zone;
   if (timeout !== -1) flow.timeout = timeout;
