@@ -45,15 +45,19 @@ interface Timing {
   readonly cpuMs: number;
   /** Kernel CPU: on a VM whose page faults are slow, mostly first touches of new memory. */
   readonly sysMs: number;
+  /** Minor page faults: pages of memory touched for the first time (4 KiB each). */
+  readonly faults: number;
 }
 
 function timed<T>(f: () => T): [T, Timing] {
+  const f0 = process.resourceUsage().minorPageFault;
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   const v = f();
   const ms = performance.now() - t0;
   const c = process.cpuUsage(c0);
-  return [v, { ms, cpuMs: (c.user + c.system) / 1000, sysMs: c.system / 1000 }];
+  const faults = process.resourceUsage().minorPageFault - f0;
+  return [v, { ms, cpuMs: (c.user + c.system) / 1000, sysMs: c.system / 1000, faults }];
 }
 
 const cluster = createSyntheticCluster(services, perService);
@@ -124,9 +128,11 @@ process.stdout.write(
     renderColdMs: round1(cold.ms),
     renderColdCpuMs: round1(cold.cpuMs),
     renderColdSysMs: round1(cold.sysMs),
+    renderColdFaults: cold.faults,
     renderWarmMs: med(warm, 'ms'),
     renderWarmCpuMs: med(warm, 'cpuMs'),
     renderWarmSysMs: med(warm, 'sysMs'),
+    renderWarmFaults: med(warm, 'faults'),
     renderPartialMs: med(partial, 'ms'),
     renderPartialCpuMs: med(partial, 'cpuMs'),
     rssBeforeMB: round1(rssBeforeMB),
