@@ -41,7 +41,7 @@ import {
 import { editTopLevelRules } from './render-edits.ts';
 import type { ServicePortMemo } from './render-service.ts';
 import { createServicePortMemo } from './render-service.ts';
-import type { ServiceKey, ServicePort, ServicePortKey, ServicePortMap } from './types.ts';
+import type { ServiceKey, ServicePort, ServicePortMap } from './types.ts';
 import { serviceKey, servicePortKey } from './types.ts';
 
 /**
@@ -72,20 +72,34 @@ export interface IncrementalRenderer {
   readonly primed: boolean;
 }
 
-/** One Service's (all its ports') contribution to the tables, as last written. */
+/**
+ * One Service's (all its ports') contribution to the tables, as last written. It refers to its
+ * ports' renders rather than copying their lines: at 10,000 Services the copies were 40,000
+ * arrays kept for the few Services a partial sync ever edits.
+ */
 interface ServiceEntry {
-  readonly filter: readonly string[];
-  readonly nat: readonly string[];
-  /** Rules in its own nat chains. */
+  readonly ports: readonly ServicePortRender[];
   readonly natChainRules: number;
-  /** Its own nat chains. */
-  readonly chains: readonly string[];
-  /** Its ports' map keys: where a partial render looks for the Service's ports now. */
-  readonly portKeys: readonly ServicePortKey[];
-  readonly ports: number;
+  readonly filterRules: number;
+  readonly natTopRules: number;
   readonly endpoints: number;
   readonly noLocalInternal: number;
   readonly noLocalExternal: number;
+}
+
+/** Its top-level filter rules (all ports, in order). */
+function filterLines(e: ServiceEntry | undefined): string[] {
+  return e === undefined ? [] : e.ports.flatMap((p) => p.filterRules);
+}
+
+/** Its top-level nat rules (all ports, in order). */
+function natLines(e: ServiceEntry | undefined): string[] {
+  return e === undefined ? [] : e.ports.flatMap((p) => p.natTopRules);
+}
+
+/** Its own nat chains. */
+function chainsOf(e: ServiceEntry | undefined): string[] {
+  return e === undefined ? [] : e.ports.flatMap((p) => p.outcome.activeChains);
 }
 
 interface Totals {
@@ -116,12 +130,10 @@ type Pending =
     };
 
 interface EntryBuilder {
-  filter: string[];
-  nat: string[];
+  ports: ServicePortRender[];
   natChainRules: number;
-  chains: string[];
-  portKeys: ServicePortKey[];
-  ports: number;
+  filterRules: number;
+  natTopRules: number;
   endpoints: number;
   noLocalInternal: number;
   noLocalExternal: number;
@@ -129,12 +141,10 @@ interface EntryBuilder {
 
 function newBuilder(): EntryBuilder {
   return {
-    filter: [],
-    nat: [],
+    ports: [],
     natChainRules: 0,
-    chains: [],
-    portKeys: [],
-    ports: 0,
+    filterRules: 0,
+    natTopRules: 0,
     endpoints: 0,
     noLocalInternal: 0,
     noLocalExternal: 0,
@@ -142,12 +152,10 @@ function newBuilder(): EntryBuilder {
 }
 
 function addPort(b: EntryBuilder, r: ServicePortRender): void {
-  for (const l of r.filterRules) b.filter.push(l);
-  for (const l of r.natTopRules) b.nat.push(l);
-  for (const c of r.outcome.activeChains) b.chains.push(c);
-  b.portKeys.push(servicePortKey(r.svc.name));
+  b.ports.push(r);
   b.natChainRules += r.natChainRuleCount;
-  b.ports++;
+  b.filterRules += r.filterRules.length;
+  b.natTopRules += r.natTopRules.length;
   b.endpoints += r.endpointCount;
   if (r.outcome.noLocalInternal) b.noLocalInternal++;
   if (r.outcome.noLocalExternal) b.noLocalExternal++;
@@ -162,9 +170,9 @@ function entryTotals(e: ServiceEntry | undefined): Totals {
     return { filterRules: 0, natRules: 0, ports: 0, endpoints: 0, noLocalInternal: 0, noLocalExternal: 0 };
   }
   return {
-    filterRules: e.filter.length,
-    natRules: e.nat.length + e.natChainRules,
-    ports: e.ports,
+    filterRules: e.filterRules,
+    natRules: e.natTopRules + e.natChainRules,
+    ports: e.ports.length,
     endpoints: e.endpoints,
     noLocalInternal: e.noLocalInternal,
     noLocalExternal: e.noLocalExternal,
@@ -198,18 +206,20 @@ function portsOfChanged(
   for (const key of changed) {
     const list: ServicePort[] = [];
     const old = c.services.get(key);
-    for (const pk of old?.portKeys ?? []) {
-      const svc = ports.get(pk);
+    for (const p of old?.ports ?? []) {
+      const svc = ports.get(servicePortKey(p.svc.name));
       if (svc !== undefined) list.push(svc);
     }
-    known -= (old?.ports ?? 0) - list.length;
+    known -= (old?.ports.length ?? 0) - list.length;
     out.set(key, list);
   }
   if (ports.size === known) return out;
   for (const [pk, svc] of ports) {
     const key = keyOf(svc);
     const list = out.get(key);
-    if (list === undefined || c.services.get(key)?.portKeys.includes(pk)) continue;
+    if (list === undefined || c.services.get(key)?.ports.some((p) => servicePortKey(p.svc.name) === pk)) {
+      continue;
+    }
     list.push(svc);
     known++;
   }
@@ -327,21 +337,21 @@ export function createIncrementalRenderer(): IncrementalRenderer {
         addPort(b, r);
       }
       const old = c.services.get(key);
-      const entry: ServiceEntry | undefined = b.ports > 0 ? b : undefined;
+      const entry: ServiceEntry | undefined = b.ports.length > 0 ? b : undefined;
       entries.set(key, entry);
       totals = addTotals(totals, entryTotals(entry), 1);
 
-      const f = editTopLevelRules('filter', old?.filter ?? [], b.filter);
+      const f = editTopLevelRules('filter', filterLines(old), filterLines(entry));
       // All deletes go before all inserts, so a rule moving between two changed Services
       // cannot be deleted right after being inserted.
       for (const l of f.deletes) filter.rules.writeLine(l);
       filterInserts.push(...f.inserts);
-      const n = editTopLevelRules('nat', old?.nat ?? [], b.nat);
+      const n = editTopLevelRules('nat', natLines(old), natLines(entry));
       natDeletes.push(...n.deletes);
       natInserts.push(...n.inserts);
 
-      const now = new Set(b.chains);
-      const before = new Set(old?.chains ?? []);
+      const now = new Set(chainsOf(entry));
+      const before = new Set(chainsOf(old));
       for (const ch of before) if (!now.has(ch)) staleChains.push(ch);
       for (const ch of now) if (!before.has(ch)) addedChains.push(ch);
     }
