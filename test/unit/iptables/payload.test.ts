@@ -4,6 +4,7 @@ import {
   buildRestorePayload,
   chainLine,
   comment,
+  LineBuffer,
   newTableContent,
   quoteComment,
 } from '../../../pkg/iptables/payload.ts';
@@ -63,5 +64,43 @@ describe('payload comments cannot break out of their rule', () => {
     const svc = rulesOf(dump, 'nat', 'KUBE-SVC-X')[0]!;
     expect(svc.slice(-2)).toEqual(['-j', 'RETURN']);
     expect(svc).toHaveLength(6);
+  });
+});
+
+describe('LineBuffer blocks', () => {
+  it('counts and splits blocks of several lines like the lines written one by one', () => {
+    const one = new LineBuffer();
+    const blocks = new LineBuffer();
+    for (const l of ['-A A -j B', '-A B -j C', '-A C -j D', '-X E']) one.writeLine(l);
+    blocks.writeLine('-A A -j B');
+    blocks.writeBlock('-A B -j C\n-A C -j D', 2);
+    blocks.writeBlock('', 0);
+    blocks.write('-X', ['E']);
+    expect(blocks.length).toBe(4);
+    expect(blocks.lines).toEqual(one.lines);
+    const table = (rules: LineBuffer) => ({ table: 'nat' as const, chains: new LineBuffer(), rules });
+    expect(buildRestorePayload([table(blocks)])).toBe(buildRestorePayload([table(one)]));
+    expect(buildRestorePayload([table(blocks)])).toBe(
+      '*nat\n-A A -j B\n-A B -j C\n-A C -j D\n-X E\nCOMMIT\n',
+    );
+  });
+
+  it('appends another buffer after its own lines, and resets to empty', () => {
+    const a = new LineBuffer();
+    const b = new LineBuffer();
+    a.writeLine(':A - [0:0]');
+    b.writeBlock(':B - [0:0]\n:C - [0:0]', 2);
+    a.append(b);
+    expect(a.length).toBe(3);
+    expect(a.lines).toEqual([':A - [0:0]', ':B - [0:0]', ':C - [0:0]']);
+    a.reset();
+    expect(a.length).toBe(0);
+    expect(a.lines).toEqual([]);
+    expect(b.length).toBe(2);
+  });
+
+  it('writes an empty table as its header and COMMIT only, and no tables as nothing', () => {
+    expect(buildRestorePayload([newTableContent('filter')])).toBe('*filter\nCOMMIT\n');
+    expect(buildRestorePayload([])).toBe('');
   });
 });

@@ -89,6 +89,37 @@ describe('full renders', () => {
   });
 });
 
+describe('full renders reusing the text of unchanged ports', () => {
+  it('equal fresh renders after endpoint, service, config and large-cluster changes', () => {
+    const c = makeCluster({ services: 30, endpointsPerService: 2 });
+    const r = createIncrementalRenderer();
+    const check = (config: RenderConfig = CONFIG) => {
+      const got = r.render(c.state(), config, { full: true });
+      r.commit();
+      expect(got.payload).toBe(renderRules(c.state(), config, { full: true }).payload);
+      return got.payload;
+    };
+    const first = check();
+    expect(check()).toBe(first);
+    // New endpoint list for one port, a changed ServicePort for another, a port losing all.
+    c.set(svc0, endpointsOf(0, 3));
+    const svc1 = makeServicePort({ ...serviceSpec(1), nodePort: 31001 });
+    c.set(svc1, endpointsOf(1, 2));
+    c.set(makeServicePort(serviceSpec(2)), []);
+    const changed = check();
+    expect(changed).not.toBe(first);
+    expect(changed).toContain('--dport 31001');
+    expect(changed).toContain('ns2/svc2:p80 has no endpoints');
+    // The context changes every port's text.
+    expect(check({ ...CONFIG, masqueradeAll: true })).toContain('-j KUBE-MARK-MASQ');
+    // Past 1000 endpoints every port loses its per-endpoint comments, kept ports included.
+    c.set(makeServicePort(serviceSpec(3)), endpointsOf(3, 1000));
+    expect(check()).not.toContain('ns1/svc1:p80 -> ');
+    c.set(makeServicePort(serviceSpec(3)), endpointsOf(3, 2));
+    expect(check()).toContain('"ns1/svc1:p80 -> ');
+  });
+});
+
 describe('a partial sync after one endpoint change', () => {
   it('rewrites only that service’s chains and never mentions a top-level chain', () => {
     const c = makeCluster({ services: 30, endpointsPerService: 2 });
