@@ -241,6 +241,7 @@ export function createIncrementalRenderer(): IncrementalRenderer {
     fingerprint: string,
   ): IncrementalRenderResult {
     const builders = new Map<ServiceKey, EntryBuilder>();
+    let last: { namespace: string; name: string; builder: EntryBuilder } | undefined;
     let ports = 0;
     const existingNatChains =
       opts.existingNatChains ?? (mode === 'rewrite' ? cache?.activeChains : undefined);
@@ -251,13 +252,18 @@ export function createIncrementalRenderer(): IncrementalRenderer {
       memo,
       onServicePort: (r) => {
         opts.onServicePort?.(r);
-        const key = keyOf(r.svc);
-        let b = builders.get(key);
-        if (b === undefined) {
-          b = newBuilder();
-          builders.set(key, b);
+        // Ports come sorted by name, so a Service's ports usually follow each other.
+        const { namespace, name } = r.svc.name;
+        if (last === undefined || namespace !== last.namespace || name !== last.name) {
+          const key = serviceKey(namespace, name);
+          let b = builders.get(key);
+          if (b === undefined) {
+            b = newBuilder();
+            builders.set(key, b);
+          }
+          last = { namespace, name, builder: b };
         }
-        addPort(b, r);
+        addPort(last.builder, r);
         ports++;
       },
     });

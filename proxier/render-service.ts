@@ -133,16 +133,25 @@ export function renderServicePort(
     ctx.nodeLabels,
   );
   const hasEndpoints = hasAnyEndpoints;
-  // One KUBE-SEP name per endpoint, shared by the SVC/SVL rules and the SEP chain itself.
-  const hashInput = servicePortNameString(svc.name) + protocol;
-  const sepNames = new Map<Endpoint, string>();
-  const sepName = (ep: Endpoint): string => {
-    let n = sepNames.get(ep);
-    if (n === undefined) {
-      n = endpointChainNameOf(hashInput, ep.endpoint);
-      sepNames.set(ep, n);
+  // One KUBE-SEP name per reachable endpoint, shared by the SVC/SVL rules and the SEP chain.
+  const hashInput = name + protocol;
+  const sepNames = allReachableEndpoints.map((ep) => endpointChainNameOf(hashInput, ep.endpoint));
+  /** The SEP names of `list`, a subset of the reachable endpoints, usually in their order. */
+  const sepNamesOf = (list: readonly Endpoint[]): readonly string[] => {
+    if (list === allReachableEndpoints) return sepNames;
+    const out: string[] = [];
+    let from = 0;
+    for (const ep of list) {
+      const at = allReachableEndpoints.indexOf(ep, from);
+      // Not found after the last match: out of order; the name only depends on the address.
+      if (at < 0) {
+        out.push(endpointChainNameOf(hashInput, ep.endpoint));
+      } else {
+        out.push(sepNames[at]!);
+        from = at + 1;
+      }
     }
-    return n;
+    return out;
   };
   const extLocal = externalPolicyLocal(svc);
 
@@ -334,14 +343,16 @@ export function renderServicePort(
   const affinity = svc.sessionAffinity.type === 'ClientIP' ? svc.sessionAffinity : undefined;
   const balance = (chain: string, endpoints: readonly Endpoint[]): void => {
     declare(chain);
-    writeServiceToEndpointRules(natRules, name, affinity, chain, endpoints, sepName, ctx.largeClusterMode);
+    const names = sepNamesOf(endpoints);
+    writeServiceToEndpointRules(natRules, name, affinity, chain, endpoints, names, ctx.largeClusterMode);
   };
   if (usesClusterPolicyChain) balance(chains.svc, clusterEndpoints);
   if (usesLocalPolicyChain) balance(chains.svl, localEndpoints);
 
   const sepComment = ctx.largeClusterMode ? '' : ` ${commentMatch(name)}`;
-  for (const ep of allReachableEndpoints) {
-    const sep = sepName(ep);
+  for (let i = 0; i < allReachableEndpoints.length; i++) {
+    const ep = allReachableEndpoints[i]!;
+    const sep = sepNames[i]!;
     declare(sep);
     // Hairpin: a pod reaching itself through the service must be masqueraded.
     natRules.line().push('-A ', sep, sepComment, ' -s ', ep.ip, ' -j ', KUBE_MARK_MASQ);
@@ -364,14 +375,17 @@ export function renderServicePort(
   };
 }
 
-/** Affinity checks for every endpoint first, then the probabilistic balancing rules. */
+/**
+ * Affinity checks for every endpoint first, then the probabilistic balancing rules. `sepNames`
+ * are the endpoints' KUBE-SEP chains, in the same order.
+ */
 function writeServiceToEndpointRules(
   natRules: Block,
   name: string,
   affinity: { readonly timeoutSeconds: number } | undefined,
   chain: string,
   endpoints: readonly Endpoint[],
-  sepName: (ep: Endpoint) => string,
+  sepNames: readonly string[],
   largeClusterMode: boolean,
 ): void {
   const epComment = (ep: Endpoint): string =>
@@ -379,8 +393,9 @@ function writeServiceToEndpointRules(
   const prefix = `-A ${chain}`;
   if (affinity) {
     const seconds = String(affinity.timeoutSeconds);
-    for (const ep of endpoints) {
-      const sep = sepName(ep);
+    for (let i = 0; i < endpoints.length; i++) {
+      const ep = endpoints[i]!;
+      const sep = sepNames[i]!;
       natRules
         .line()
         .push(
@@ -401,7 +416,7 @@ function writeServiceToEndpointRules(
     const rule = natRules.line();
     rule.push(prefix, epComment(ep));
     if (i < n - 1) rule.push(' -m statistic --mode random --probability ', probability(n - i));
-    rule.push(' -j ', sepName(ep));
+    rule.push(' -j ', sepNames[i]!);
   }
 }
 

@@ -45,7 +45,14 @@ import {
   writeKubeletFirewallRule,
   writeNatStaticRules,
 } from './render-static.ts';
-import type { Endpoint, EndpointsMap, ServiceKey, ServicePort, ServicePortMap } from './types.ts';
+import type {
+  Endpoint,
+  EndpointsMap,
+  ServiceKey,
+  ServicePort,
+  ServicePortKey,
+  ServicePortMap,
+} from './types.ts';
 import { serviceKey, servicePortKey, servicePortNameString } from './types.ts';
 
 export type { BuiltinJump } from './render-static.ts';
@@ -180,16 +187,22 @@ export function compareServicePorts(a: ServicePort, b: ServicePort): number {
   return a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : 0;
 }
 
+/** A service port with its map key and name string (the sort key). */
+interface KeyedPort {
+  readonly key: ServicePortKey;
+  readonly name: string;
+  readonly svc: ServicePort;
+}
+
 /** The service ports in render order (compareServicePorts), each name string built once. */
-function sortedServicePorts(ports: ServicePortMap): ServicePort[] {
-  const keyed = Array.from(ports.values(), (svc) => ({ name: servicePortNameString(svc.name), svc }));
-  keyed.sort((a, b) => {
+function sortedServicePorts(ports: ServicePortMap): KeyedPort[] {
+  const keyed = Array.from(ports, ([key, svc]) => ({ key, name: servicePortNameString(svc.name), svc }));
+  return keyed.sort((a, b) => {
     if (a.name !== b.name) return a.name < b.name ? -1 : 1;
     const pa = a.svc.protocol;
     const pb = b.svc.protocol;
     return pa < pb ? -1 : pa > pb ? 1 : 0;
   });
-  return keyed.map((k) => k.svc);
 }
 
 /** The endpoints of a port that has none: one shared list, so memoized renders of it match. */
@@ -427,10 +440,11 @@ export function renderRules(state: RenderState, config: RenderConfig, opts: Rend
   const memo = opts.memo;
   memo?.useContext(memoContext(statics, largeClusterMode));
 
-  for (const svc of sortedServicePorts(state.services)) {
+  for (const { key, svc } of sortedServicePorts(state.services)) {
     const write =
       opts.full || (opts.changedServices?.has(serviceKey(svc.name.namespace, svc.name.name)) ?? false);
-    const endpoints = endpointsOf(state, svc);
+    // The map's own key: equal to servicePortKey(svc.name), and already hashed.
+    const endpoints = state.endpoints.get(key) ?? NO_ENDPOINTS;
     // Without a memo, the chains of a port this render skips are only counted.
     const text = servicePortText(svc, endpoints, ctx, write, memo);
     for (const l of text.filterRules) filter.rules.writeLine(l);
