@@ -4,6 +4,8 @@
  * own tests can replace the binaries.
  */
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
 
 export interface ExecResult {
   /** Exit status; null when the process was killed (see `signal`). */
@@ -14,7 +16,8 @@ export interface ExecResult {
 }
 
 export interface ExecOptions {
-  readonly stdin?: string;
+  /** The input; pieces are written one at a time as the pipe drains, and made only then. */
+  readonly stdin?: string | Iterable<string>;
   /** Kill the process after this long (SIGKILL). */
   readonly timeoutMs?: number;
 }
@@ -50,5 +53,21 @@ export const spawnExec: Exec = (argv, opts = {}) =>
       if (timer) clearTimeout(timer);
       resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
     });
-    child.stdin?.end(opts.stdin);
+    const input = opts.stdin;
+    if (child.stdin && input !== undefined) {
+      if (typeof input === 'string') child.stdin.end(input);
+      else void feed(child.stdin, input);
+    }
   });
+
+async function feed(stdin: Writable, pieces: Iterable<string>): Promise<void> {
+  try {
+    for (const piece of pieces) {
+      if (!stdin.write(piece)) await once(stdin, 'drain');
+    }
+    stdin.end();
+  } catch {
+    // The child went away (EPIPE) or the stream was destroyed: its exit tells what happened.
+    stdin.destroy();
+  }
+}

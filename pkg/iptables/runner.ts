@@ -8,7 +8,7 @@ import type { Logger } from '../log/logger.ts';
 import { silentLogger } from '../log/logger.ts';
 import { IptablesError, type IptablesErrorCode, RestoreError } from './errors.ts';
 import { type Exec, type ExecResult, spawnExec } from './exec.ts';
-import { splitRestorePayload } from './split.ts';
+import { planSplit, sectionTexts } from './split.ts';
 import type { Backend, Family, Iptables, RestoreOptions, Table } from './types.ts';
 import {
   iptablesWaitFlags,
@@ -77,7 +77,7 @@ export function createIptablesRunner(opts: IptablesRunnerOptions): Iptables {
   const log = (opts.logger ?? silentLogger()).child({ component: 'iptables', family, backend });
   const bin = binariesFor(family, backend);
 
-  async function runRaw(argv: readonly string[], stdin?: string): Promise<ExecResult> {
+  async function runRaw(argv: readonly string[], stdin?: string | Iterable<string>): Promise<ExecResult> {
     const full = [...prefix, ...argv];
     const start = performance.now();
     let r: ExecResult;
@@ -175,10 +175,13 @@ export function createIptablesRunner(opts: IptablesRunnerOptions): Iptables {
     const argv = [bin.restore, ...d.restoreWaitFlags, ...extra];
     if (!o.flush) argv.push('--noflush');
     if (o.counters) argv.push('--counters');
-    // Only --noflush: with flush, every section would empty the table again.
-    const payload = backend === 'nft' && !o.flush ? splitRestorePayload(given) : given;
-    const r = await runRaw(argv, payload);
+    // Only --noflush: with flush, every section would empty the table again. The sections are
+    // made as iptables-restore reads them, so the payload is never held twice.
+    const plan = backend === 'nft' && !o.flush ? planSplit(given) : undefined;
+    const r = await runRaw(argv, plan === undefined ? given : sectionTexts(plan));
     if (r.code === 0) return;
+    // Line numbers in iptables' message count lines of what it was fed.
+    const payload = plan === undefined ? given : [...sectionTexts(plan)].join('');
     if (classifyFailure(r) === 'lock-timeout') throw failure(argv, r);
     const err = new RestoreError({
       payload,

@@ -33,212 +33,343 @@ export interface SplitOptions {
 
 export const NFT_SPLIT_DEFAULTS: SplitOptions = { sectionCommands: 2_000, minCommands: 8_000 };
 
-interface ChainGroup {
-  readonly name: string;
-  readonly decl: string;
-  readonly commands: string[];
-  /** Groups of this payload that its rules jump to (repeats allowed). */
-  readonly targets: ChainGroup[];
-  deleted: boolean;
-  /** Longest jump path down to a chain that jumps to none of the payload's; -1 unknown, -2 being visited. */
-  depth: number;
-  readonly order: number;
+/**
+ * Where each section's lines are in the payload. Lines are offsets and the plan is typed arrays,
+ * not strings and objects: a 320,000-rule payload is 33 MB, and copying it line by line cost
+ * seconds and hundreds of MB before iptables-restore read a byte.
+ */
+export interface SplitPlan {
+  readonly payload: string;
+  /** Start offset of every line, plus the payload's length at the end. */
+  readonly lineStarts: Int32Array;
+  readonly sections: readonly PlannedSection[];
 }
 
-interface TableSection {
-  readonly header: string;
-  readonly lines: string[];
+interface PlannedSection {
+  /** The `*table` line's index. */
+  readonly header: number;
+  /** Line indexes, in the order they are to be written (COMMIT is added). */
+  readonly lines: Int32Array;
 }
 
 /**
- * The payload as one or more restore payloads' worth of sections, to be fed in order (in one
- * iptables-restore run: each COMMIT is its own transaction). Returns the input when nothing is
- * gained or it cannot be ordered safely.
+ * The payload with its big tables cut into sections (each COMMIT is a transaction of its own),
+ * as one string. Returns the input when nothing is gained or it cannot be ordered safely.
  */
 export function splitRestorePayload(payload: string, opts: SplitOptions = NFT_SPLIT_DEFAULTS): string {
-  const sections = readSections(payload);
-  if (sections === undefined) return payload;
+  const plan = planSplit(payload, opts);
+  return plan === undefined ? payload : [...sectionTexts(plan)].join('');
+}
+
+/** The text of each section of a plan, made one at a time, in order. */
+export function* sectionTexts(plan: SplitPlan): Generator<string> {
+  const { payload, lineStarts } = plan;
+  const slice = (from: number, to: number): string =>
+    payload.slice(lineStarts[from] as number, lineStarts[to] as number);
+  for (const s of plan.sections) {
+    const pieces: string[] = [slice(s.header, s.header + 1)];
+    // Runs of consecutive lines are copied as one slice.
+    let runStart = -1;
+    let runEnd = -1;
+    for (const i of s.lines) {
+      if (i === runEnd) {
+        runEnd = i + 1;
+        continue;
+      }
+      if (runStart >= 0) pieces.push(slice(runStart, runEnd));
+      runStart = i;
+      runEnd = i + 1;
+    }
+    if (runStart >= 0) pieces.push(slice(runStart, runEnd));
+    pieces.push('COMMIT\n');
+    yield pieces.join('');
+  }
+}
+
+/**
+ * How to cut the payload, or undefined when it is better fed whole: no table has minCommands
+ * lines, or one cannot be ordered (a jump cycle, a line this does not understand).
+ */
+export function planSplit(payload: string, opts: SplitOptions = NFT_SPLIT_DEFAULTS): SplitPlan | undefined {
+  // Every line must end with a newline for the slices to be whole lines.
+  if (payload.length === 0 || payload.charCodeAt(payload.length - 1) !== NEWLINE) return undefined;
+  let lineCount = 0;
+  for (let at = payload.indexOf('\n'); at >= 0; at = payload.indexOf('\n', at + 1)) lineCount++;
+  const lineStarts = new Int32Array(lineCount + 1);
+  for (let i = 1, at = payload.indexOf('\n'); at >= 0; i++, at = payload.indexOf('\n', at + 1))
+    lineStarts[i] = at + 1;
+  const sections: PlannedSection[] = [];
   let changed = false;
-  const out: string[] = [];
-  for (const s of sections) {
-    const split = s.lines.length >= opts.minCommands ? splitTable(s, opts.sectionCommands) : undefined;
-    if (split === undefined) {
-      out.push(s.header);
-      append(out, s.lines);
-      out.push('COMMIT');
-      continue;
-    }
-    changed = true;
-    append(out, split);
-  }
-  if (!changed) return payload;
-  return `${out.join('\n')}\n`;
-}
-
-/** `to.push(...from)` without the argument-count limit of a spread. */
-function append(to: string[], from: readonly string[]): void {
-  for (const x of from) to.push(x);
-}
-
-/** Table sections with the lines between `*table` and COMMIT; undefined when not plain. */
-function readSections(payload: string): TableSection[] | undefined {
-  const sections: TableSection[] = [];
-  let current: TableSection | undefined;
-  for (const line of payload.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    if (line.startsWith('*')) {
-      if (current !== undefined) return undefined;
-      current = { header: line, lines: [] };
-    } else if (line === 'COMMIT') {
-      if (current === undefined) return undefined;
-      sections.push(current);
-      current = undefined;
-    } else if (current === undefined) {
+  let header = -1;
+  for (let i = 0; i < lineCount; i++) {
+    const start = lineStarts[i] as number;
+    const c0 = payload.charCodeAt(start);
+    if (c0 === STAR) {
+      if (header >= 0) return undefined;
+      header = i;
+    } else if (payload.startsWith('COMMIT\n', start)) {
+      if (header < 0) return undefined;
+      const first = header + 1;
+      const split =
+        i - first >= opts.minCommands ? planTable(payload, lineStarts, first, i, opts) : undefined;
+      if (split === undefined) {
+        const lines = new Int32Array(i - first);
+        for (let k = 0; k < lines.length; k++) lines[k] = first + k;
+        sections.push({ header, lines });
+      } else {
+        changed = true;
+        for (const lines of split) sections.push({ header, lines });
+      }
+      header = -1;
+    } else if (c0 === NEWLINE || c0 === HASH || header < 0) {
       return undefined;
-    } else {
-      current.lines.push(line);
     }
   }
-  return current === undefined ? sections : undefined;
+  if (header >= 0 || !changed) return undefined;
+  return { payload, lineStarts, sections };
 }
 
-/** The chain after the last `-j`/`-g`, if any (a comment cannot hold the real target: it comes last). */
-function jumpTarget(line: string): string | undefined {
-  const j = Math.max(line.lastIndexOf(' -j '), line.lastIndexOf(' -g '));
-  if (j < 0) return undefined;
-  const end = line.indexOf(' ', j + 4);
-  return line.slice(j + 4, end < 0 ? undefined : end);
-}
-
+const NEWLINE = 0x0a;
+const STAR = 0x2a;
+const HASH = 0x23;
 const COLON = 0x3a;
 const DASH = 0x2d;
 const SPACE = 0x20;
 const X = 0x58;
+const J = 0x6a;
+const G = 0x67;
 // The one-letter commands whose second word is the chain: -A -I -D -R -X -F -Z.
 const CHAIN_OPS: ReadonlySet<number> = new Set([0x41, 0x49, 0x44, 0x52, X, 0x46, 0x5a]);
 
-/** Whether `line` (a command) acts on chain `name`: the word after `-? ` is exactly it. */
-function actsOn(line: string, name: string): boolean {
-  if (!line.startsWith(name, 3)) return false;
-  const after = line.charCodeAt(3 + name.length);
-  return after === SPACE || Number.isNaN(after);
-}
+/**
+ * The lines of each section of one table (lines first..end-1), or undefined. A "group" is a
+ * declared chain with its commands; groups are numbered in declaration order.
+ */
+const UNDECLARED = -1;
+const DELETION = -2;
+const DECLARATION = -3;
 
-function splitTable(s: TableSection, sectionCommands: number): string[] | undefined {
-  const groups = new Map<string, ChainGroup>();
-  // Commands on chains this section does not declare, and `-X` lines, in payload order.
-  const rest: string[] = [];
-  const deletions: string[] = [];
+function planTable(
+  payload: string,
+  lineStarts: Int32Array,
+  first: number,
+  end: number,
+  opts: SplitOptions,
+): Int32Array[] | undefined {
+  const n = end - first;
+  const ids = new Map<string, number>();
+  const declLine = new Int32Array(n);
+  const deleted = new Uint8Array(n);
+  // Per line (relative to first): its group, or one of these.
+  const lineGroup = new Int32Array(n);
+  // Jumps between groups, one per line at most.
+  const edgeFrom = new Int32Array(n);
+  const edgeTo = new Int32Array(n);
+  let edges = 0;
+  let sawCommand = false;
   // Consecutive commands mostly act on the same chain: checking that one first saves a lookup.
-  let last: ChainGroup | undefined;
-  for (const line of s.lines) {
-    const c0 = line.charCodeAt(0);
+  let lastName = '';
+  let lastId = -1;
+  for (let i = first; i < end; i++) {
+    const r = i - first;
+    const start = lineStarts[i] as number;
+    const stop = (lineStarts[i + 1] as number) - 1; // the newline
+    const c0 = payload.charCodeAt(start);
     if (c0 === COLON) {
-      const end = line.indexOf(' ');
-      const name = line.slice(1, end < 0 ? undefined : end);
-      if (groups.has(name)) return undefined;
-      groups.set(name, {
-        name,
-        decl: line,
-        commands: [],
-        targets: [],
-        deleted: false,
-        depth: -1,
-        order: groups.size,
-      });
+      // A declaration after a command would flush what that command did: keep the order.
+      if (sawCommand) return undefined;
+      const name = payload.slice(start + 1, wordEnd(payload, start + 1, stop));
+      if (ids.has(name)) return undefined;
+      lineGroup[r] = DECLARATION;
+      declLine[ids.size] = i;
+      ids.set(name, ids.size);
       continue;
     }
     // Anything else than `-? CHAIN ...` (counters, long options, -N, -P): leave the payload whole.
-    if (c0 !== DASH || line.charCodeAt(2) !== SPACE || !CHAIN_OPS.has(line.charCodeAt(1))) return undefined;
-    let g = last !== undefined && actsOn(line, last.name) ? last : undefined;
-    if (g === undefined) {
-      const end = line.indexOf(' ', 3);
-      g = groups.get(line.slice(3, end < 0 ? undefined : end));
+    const op = payload.charCodeAt(start + 1);
+    if (c0 !== DASH || payload.charCodeAt(start + 2) !== SPACE || !CHAIN_OPS.has(op)) return undefined;
+    sawCommand = true;
+    let id: number;
+    if (lastId >= 0 && actsOn(payload, start, stop, lastName)) id = lastId;
+    else {
+      lastName = payload.slice(start + 3, wordEnd(payload, start + 3, stop));
+      id = ids.get(lastName) ?? -1;
+      lastId = id;
     }
-    last = g;
-    if (line.charCodeAt(1) === X) {
-      deletions.push(line);
-      if (g !== undefined) g.deleted = true;
+    if (op === X) {
+      lineGroup[r] = DELETION;
+      if (id >= 0) deleted[id] = 1;
       continue;
     }
-    if (g === undefined) {
-      rest.push(line);
-      continue;
-    }
-    g.commands.push(line);
-    const t = jumpTarget(line);
-    if (t === undefined) continue;
-    const tg = groups.get(t);
-    if (tg !== undefined && tg !== g.targets[g.targets.length - 1]) g.targets.push(tg);
+    lineGroup[r] = id < 0 ? UNDECLARED : id;
+    if (id < 0) continue;
+    const t = jumpTarget(payload, start, stop);
+    const to = t === undefined ? undefined : ids.get(t);
+    if (to === undefined || (edges > 0 && edgeFrom[edges - 1] === id && edgeTo[edges - 1] === to)) continue;
+    edgeFrom[edges] = id;
+    edgeTo[edges] = to;
+    edges++;
   }
-  const live: ChainGroup[] = [];
-  const doomed: ChainGroup[] = [];
-  for (const g of groups.values()) (g.deleted ? doomed : live).push(g);
-  if (!setDepths(live)) return undefined;
-  live.sort((a, b) => a.depth - b.depth || a.order - b.order);
+  const groups = ids.size;
+  const depth = groupDepths(groups, deleted, edgeFrom.subarray(0, edges), edgeTo.subarray(0, edges));
+  if (depth === undefined) return undefined;
 
-  const out: string[] = [];
-  let decls: string[] = [];
-  let commands: string[] = [];
-  const close = (): void => {
-    if (decls.length === 0 && commands.length === 0) return;
-    out.push(s.header);
-    append(out, decls);
-    append(out, commands);
-    out.push('COMMIT');
-    decls = [];
-    commands = [];
-  };
-  for (const g of live) {
-    if (decls.length + commands.length >= sectionCommands) close();
-    decls.push(g.decl);
-    append(commands, g.commands);
+  // Commands of live groups, grouped by group in payload order (counting sort).
+  const commandStart = new Int32Array(groups + 1);
+  for (let r = 0; r < n; r++) {
+    const g = lineGroup[r] as number;
+    if (g >= 0 && deleted[g] === 0) commandStart[g + 1]++;
   }
-  close();
-  // The last section: deleted chains (declared, so flushed, then `-X`) and everything else. A
-  // deleted chain's own commands (none in a sane payload) go with it.
-  for (const g of doomed) decls.push(g.decl);
-  for (const g of doomed) append(commands, g.commands);
-  append(commands, rest);
-  append(commands, deletions);
-  close();
+  for (let g = 0; g < groups; g++) commandStart[g + 1] += commandStart[g] as number;
+  const commands = new Int32Array(commandStart[groups] as number);
+  const fill = commandStart.slice(0, groups);
+  const tail: number[] = [];
+  const deletions: number[] = [];
+  for (let r = 0; r < n; r++) {
+    const g = lineGroup[r] as number;
+    if (g === DECLARATION) continue;
+    if (g === DELETION) deletions.push(first + r);
+    else if (g === UNDECLARED || deleted[g] === 1) tail.push(first + r);
+    else commands[fill[g]++] = first + r;
+  }
+
+  // Live groups by depth, then declaration order (counting sort again).
+  let maxDepth = 0;
+  for (let g = 0; g < groups; g++)
+    if (deleted[g] === 0 && (depth[g] as number) > maxDepth) maxDepth = depth[g] as number;
+  const byDepth = new Int32Array(maxDepth + 2);
+  for (let g = 0; g < groups; g++) if (deleted[g] === 0) byDepth[(depth[g] as number) + 1]++;
+  for (let d = 0; d <= maxDepth; d++) byDepth[d + 1] += byDepth[d] as number;
+  const ordered = new Int32Array(byDepth[maxDepth + 1] as number);
+  const place = byDepth.slice(0, maxDepth + 1);
+  for (let g = 0; g < groups; g++) if (deleted[g] === 0) ordered[place[depth[g] as number]++] = g;
+
+  const out: Int32Array[] = [];
+  const section = (from: number, to: number, extra: readonly number[][]): void => {
+    let size = to - from;
+    for (let k = from; k < to; k++) {
+      const g = ordered[k] as number;
+      size += (commandStart[g + 1] as number) - (commandStart[g] as number);
+    }
+    for (const e of extra) size += e.length;
+    if (size === 0) return;
+    const lines = new Int32Array(size);
+    let w = 0;
+    for (let k = from; k < to; k++) lines[w++] = declLine[ordered[k] as number] as number;
+    for (const e of extra)
+      for (const l of e) if (payload.charCodeAt(lineStarts[l] as number) === COLON) lines[w++] = l;
+    for (let k = from; k < to; k++) {
+      const g = ordered[k] as number;
+      for (let c = commandStart[g] as number; c < (commandStart[g + 1] as number); c++)
+        lines[w++] = commands[c] as number;
+    }
+    for (const e of extra)
+      for (const l of e) if (payload.charCodeAt(lineStarts[l] as number) !== COLON) lines[w++] = l;
+    out.push(lines);
+  };
+  let from = 0;
+  let size = 0;
+  for (let k = 0; k < ordered.length; k++) {
+    if (size >= opts.sectionCommands) {
+      section(from, k, []);
+      from = k;
+      size = 0;
+    }
+    const g = ordered[k] as number;
+    size += 1 + (commandStart[g + 1] as number) - (commandStart[g] as number);
+  }
+  section(from, ordered.length, []);
+  // The last section: deleted chains (declared, so flushed, then `-X`), commands on chains the
+  // payload does not declare (and any a deleted chain has), then the deletions.
+  const doomed: number[] = [];
+  for (let g = 0; g < groups; g++) if (deleted[g] === 1) doomed.push(declLine[g] as number);
+  section(0, 0, [doomed, tail, deletions]);
   return out;
 }
 
+/** End of the word starting at `from` (a space or the line's end). */
+function wordEnd(payload: string, from: number, stop: number): number {
+  const space = payload.indexOf(' ', from);
+  return space < 0 || space > stop ? stop : space;
+}
+
+/** Whether the command line [start, stop) acts on chain `name`: its second word is exactly it. */
+function actsOn(payload: string, start: number, stop: number, name: string): boolean {
+  if (!payload.startsWith(name, start + 3)) return false;
+  const after = start + 3 + name.length;
+  return after === stop || payload.charCodeAt(after) === SPACE;
+}
+
+/** The chain after the line's last `-j`/`-g`, if any (a comment cannot hold the real target: it comes last). */
+function jumpTarget(payload: string, start: number, stop: number): string | undefined {
+  // By hand, backwards from the end of the line: lastIndexOf would run on past the line's start
+  // through the whole payload when the line has no jump.
+  for (let k = stop - 4; k >= start; k--) {
+    if (
+      payload.charCodeAt(k) !== SPACE ||
+      payload.charCodeAt(k + 1) !== DASH ||
+      payload.charCodeAt(k + 3) !== SPACE
+    )
+      continue;
+    const flag = payload.charCodeAt(k + 2);
+    if (flag !== J && flag !== G) continue;
+    return payload.slice(k + 4, wordEnd(payload, k + 4, stop));
+  }
+  return undefined;
+}
+
 /**
- * Sets each group's depth (0: jumps to none of the groups; else 1 + its deepest target's).
- * False on a cycle, or on a jump to a chain that is deleted.
+ * Each group's depth (0: jumps to no group; else 1 + its deepest target's), by an iterative DFS
+ * (recursion depth would be the jump-path length, which a payload chooses). Undefined on a cycle
+ * or on a jump to a deleted chain.
  */
-function setDepths(groups: readonly ChainGroup[]): boolean {
-  // Iterative DFS: recursion depth would be the jump-path length, which a payload chooses.
-  const stack: ChainGroup[] = [];
-  const next: number[] = [];
-  for (const root of groups) {
-    if (root.depth >= 0) continue;
-    root.depth = -2;
-    stack.push(root);
-    next.push(0);
-    while (stack.length > 0) {
-      const top = stack.length - 1;
-      const g = stack[top] as ChainGroup;
-      const i = next[top] as number;
-      if (i < g.targets.length) {
-        next[top] = i + 1;
-        const t = g.targets[i] as ChainGroup;
-        if (t.deleted || t.depth === -2) return false;
-        if (t.depth === -1) {
-          t.depth = -2;
-          stack.push(t);
-          next.push(0);
+function groupDepths(
+  groups: number,
+  deleted: Uint8Array,
+  edgeFrom: Int32Array,
+  edgeTo: Int32Array,
+): Int32Array | undefined {
+  const outStart = new Int32Array(groups + 1);
+  for (const f of edgeFrom) outStart[f + 1]++;
+  for (let g = 0; g < groups; g++) outStart[g + 1] += outStart[g] as number;
+  const targets = new Int32Array(edgeTo.length);
+  const fill = outStart.slice(0, groups);
+  for (let e = 0; e < edgeFrom.length; e++) targets[fill[edgeFrom[e] as number]++] = edgeTo[e] as number;
+
+  const UNKNOWN = -1;
+  const VISITING = -2;
+  const depth = new Int32Array(groups).fill(UNKNOWN);
+  const stack = new Int32Array(groups);
+  const next = new Int32Array(groups);
+  for (let root = 0; root < groups; root++) {
+    if (depth[root] !== UNKNOWN) continue;
+    let top = 0;
+    stack[0] = root;
+    next[0] = outStart[root] as number;
+    depth[root] = VISITING;
+    while (top >= 0) {
+      const g = stack[top] as number;
+      const e = next[top] as number;
+      if (e < (outStart[g + 1] as number)) {
+        next[top] = e + 1;
+        const t = targets[e] as number;
+        if (deleted[t] === 1 || depth[t] === VISITING) return undefined;
+        if (depth[t] === UNKNOWN) {
+          depth[t] = VISITING;
+          top++;
+          stack[top] = t;
+          next[top] = outStart[t] as number;
         }
         continue;
       }
       let d = 0;
-      for (const t of g.targets) if (t.depth + 1 > d) d = t.depth + 1;
-      g.depth = d;
-      stack.pop();
-      next.pop();
+      for (let k = outStart[g] as number; k < (outStart[g + 1] as number); k++) {
+        const td = (depth[targets[k] as number] as number) + 1;
+        if (td > d) d = td;
+      }
+      depth[g] = d;
+      top--;
     }
   }
-  return true;
+  return depth;
 }

@@ -23,8 +23,10 @@ function scripted(answer: (argv: readonly string[], stdin?: string) => Partial<E
 } {
   const calls: Call[] = [];
   const exec: Exec = async (argv, opts?: ExecOptions) => {
-    calls.push({ argv, stdin: opts?.stdin });
-    return { code: 0, signal: null, stdout: '', stderr: '', ...answer(argv, opts?.stdin) };
+    const input = opts?.stdin;
+    const stdin = input === undefined || typeof input === 'string' ? input : [...input].join('');
+    calls.push({ argv, stdin });
+    return { code: 0, signal: null, stdout: '', stderr: '', ...answer(argv, stdin) };
   };
   return { exec, calls };
 }
@@ -143,6 +145,21 @@ describe('createIptablesRunner command lines', () => {
     const err = await ipt.restoreAll(payload, { flush: false, counters: true }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RestoreError);
     expect(err).toMatchObject({ line: 3, lineText: '-A A -j NOPE', exitCode: 2 });
+  });
+
+  it('nft: a failed split restore names the line of the text it was fed', async () => {
+    const payload = clusterPayload({ services: 1_000, endpointsPerService: 5 });
+    const fed = splitRestorePayload(payload);
+    const lineNo = 5_000;
+    const { exec } = scripted((argv) =>
+      argv[0] === 'iptables-nft-restore'
+        ? { code: 1, stderr: `iptables-nft-restore: line ${lineNo} failed\n` }
+        : version('1.8.9')(argv),
+    );
+    const ipt = createIptablesRunner({ family: 'IPv4', backend: 'nft', exec });
+    const err = await ipt.restoreAll(payload, { flush: false, counters: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RestoreError);
+    expect(err).toMatchObject({ line: lineNo, lineText: fed.split('\n')[lineNo - 1] });
   });
 
   it('a lock timeout on restore is lock-timeout, not a payload problem', async () => {
