@@ -50,18 +50,29 @@ const sha256H = new Int32Array(8);
 let sha256Block = new Uint8Array(128);
 const utf8 = new TextEncoder();
 
-/** SHA-256 of the UTF-8 bytes of `input`, as eight big-endian words (reused between calls). */
-function sha256(input: string): Int32Array {
-  let ascii = true;
-  for (let i = 0; i < input.length && ascii; i++) ascii = input.charCodeAt(i) < 0x80;
-  const encoded = ascii ? undefined : utf8.encode(input);
-  const len = encoded === undefined ? input.length : encoded.length;
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
+  return true;
+}
+
+/**
+ * SHA-256 of the UTF-8 bytes of `head` followed by `tail`, as eight big-endian words (reused
+ * between calls). Two parts, so that a caller hashing a port's prefix plus each endpoint does not
+ * build the joined string first.
+ */
+function sha256(head: string, tail = ''): Int32Array {
+  const encoded = isAscii(head) && isAscii(tail) ? undefined : utf8.encode(head + tail);
+  const len = encoded === undefined ? head.length + tail.length : encoded.length;
   // Message, 0x80, zeros, 64-bit bit length: a whole number of 64-byte blocks.
   const total = (((len + 8) >> 6) + 1) << 6;
   if (sha256Block.length < total) sha256Block = new Uint8Array(total);
   const m = sha256Block;
-  if (encoded === undefined) for (let i = 0; i < len; i++) m[i] = input.charCodeAt(i);
-  else m.set(encoded);
+  if (encoded === undefined) {
+    for (let i = 0; i < head.length; i++) m[i] = head.charCodeAt(i);
+    for (let i = 0; i < tail.length; i++) m[head.length + i] = tail.charCodeAt(i);
+  } else {
+    m.set(encoded);
+  }
   m[len] = 0x80;
   m.fill(0, len + 1, total);
   const bits = len * 8;
@@ -72,7 +83,14 @@ function sha256(input: string): Int32Array {
   m[total - 1] = bits;
   const W = sha256W;
   const H = sha256H;
-  H.set([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
+  H[0] = 0x6a09e667;
+  H[1] = 0xbb67ae85;
+  H[2] = 0x3c6ef372;
+  H[3] = 0xa54ff53a;
+  H[4] = 0x510e527f;
+  H[5] = 0x9b05688c;
+  H[6] = 0x1f83d9ab;
+  H[7] = 0x5be0cd19;
   for (let off = 0; off < total; off += 64) {
     for (let i = 0; i < 16; i++) {
       const j = off + i * 4;
@@ -119,30 +137,42 @@ function sha256(input: string): Int32Array {
   return H;
 }
 
-const BASE32_CODES = Array.from(BASE32_ALPHABET, (c) => c.charCodeAt(0));
-const nameCodes: number[] = [];
+const BASE32_CODES = Int32Array.from(BASE32_ALPHABET, (c) => c.charCodeAt(0));
+
+/** Base32 character `i` (0-based) of the bits of `words`: bits 5i to 5i+4, big-endian. */
+function base32Code(words: Int32Array, i: number): number {
+  const bit = 5 * i;
+  const k = bit >> 5;
+  const off = bit & 31;
+  const v = off <= 27 ? words[k]! >>> (27 - off) : (words[k]! << (off - 27)) | (words[k + 1]! >>> (59 - off));
+  return BASE32_CODES[v & 31]!;
+}
 
 /**
  * `prefix` followed by the first 16 characters of the RFC 4648 base32 encoding of the big-endian
- * bytes of `words` (80 bits). Built as one flat string: names are Set keys and hashing a string
- * built by `+=` first copies it flat, which made adding 100k names cost more than hashing them.
+ * bytes of `words` (80 bits). One fromCharCode call with the sixteen codes as arguments: no array
+ * and no string per character, for the 100k names of a big full sync.
  */
-function base32Name(prefix: string, words: Int32Array): string {
-  const codes = nameCodes;
-  codes.length = 0;
-  for (let i = 0; i < prefix.length; i++) codes.push(prefix.charCodeAt(i));
-  let buffer = 0;
-  let bits = 0;
-  for (let i = 0; i < 10; i++) {
-    const byte = (words[i >> 2]! >>> (24 - 8 * (i & 3))) & 0xff;
-    buffer = ((buffer << 8) | byte) & 0xffff;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      codes.push(BASE32_CODES[(buffer >> bits) & 31]!);
-    }
-  }
-  return String.fromCharCode(...codes);
+function base32Name(prefix: string, w: Int32Array): string {
+  const hash = String.fromCharCode(
+    base32Code(w, 0),
+    base32Code(w, 1),
+    base32Code(w, 2),
+    base32Code(w, 3),
+    base32Code(w, 4),
+    base32Code(w, 5),
+    base32Code(w, 6),
+    base32Code(w, 7),
+    base32Code(w, 8),
+    base32Code(w, 9),
+    base32Code(w, 10),
+    base32Code(w, 11),
+    base32Code(w, 12),
+    base32Code(w, 13),
+    base32Code(w, 14),
+    base32Code(w, 15),
+  );
+  return prefix + hash;
 }
 
 /** The 16-character hash shared by upstream's portProtoHash and the KUBE-SEP name. */
@@ -186,7 +216,7 @@ export function servicePortChainNames(spn: ServicePortName): ServicePortChains {
 
 /** KUBE-SEP- chain of endpoint `ip:port` of the port whose servicePortHashInput is `hashInput`. */
 export function endpointChainNameOf(hashInput: string, endpoint: string): string {
-  return base32Name(SEP_PREFIX, sha256(hashInput + endpoint));
+  return base32Name(SEP_PREFIX, sha256(hashInput, endpoint));
 }
 
 /**
