@@ -70,6 +70,9 @@ export interface ServicePortText extends ServiceRenderOutcome {
   readonly natRuleCount: number;
 }
 
+/** Where the pieces of lines that are only counted go. */
+const DISCARDED: string[] = [];
+
 /**
  * Lines of one block, kept as the pieces of its text and joined once: per endpoint lines are
  * pushed piece by piece, because a template string of ten parts is ten intermediate strings,
@@ -78,7 +81,6 @@ export interface ServicePortText extends ServiceRenderOutcome {
  */
 class Block {
   readonly #pieces: string[] = [];
-  readonly #discard: string[] = [];
   readonly #keep: boolean;
   count = 0;
 
@@ -90,8 +92,8 @@ class Block {
   line(): string[] {
     if (!this.#keep) {
       this.count++;
-      this.#discard.length = 0;
-      return this.#discard;
+      DISCARDED.length = 0;
+      return DISCARDED;
     }
     if (this.count++ > 0) this.#pieces.push('\n');
     return this.#pieces;
