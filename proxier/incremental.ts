@@ -19,6 +19,10 @@
  * cache from it. When anything a Service's top-level rules depend on besides the Service and its
  * endpoints changes (config, node labels, node-port addresses), or the cache is missing, a
  * partial sync falls back to upstream's way, rewriting the top-level chains whole.
+ *
+ * Apart from the cache, the renderer keeps every service port's rendered text (a memo of a pure
+ * function, valid whatever the kernel holds): a full render then re-renders only the ports whose
+ * Service or endpoints changed and joins the rest as they are.
  */
 import { buildRestorePayload, chainLine, LineBuffer, newTableContent } from '../pkg/iptables/payload.ts';
 import type {
