@@ -24,7 +24,13 @@
  * function, valid whatever the kernel holds): a full render then re-renders only the ports whose
  * Service or endpoints changed and joins the rest as they are.
  */
-import { buildRestorePayload, chainLine, LineBuffer, newTableContent } from '../pkg/iptables/payload.ts';
+import {
+  buildRestoreParts,
+  chainLine,
+  LineBuffer,
+  newTableContent,
+  textOnce,
+} from '../pkg/iptables/payload.ts';
 import type {
   RenderConfig,
   RenderOptions,
@@ -287,7 +293,11 @@ export function createIncrementalRenderer(): IncrementalRenderer {
         },
       },
     };
-    return { ...result, mode };
+    // Descriptors, not a spread: a spread would read the lazy payload and join it.
+    return Object.defineProperties(
+      { mode },
+      Object.getOwnPropertyDescriptors(result),
+    ) as IncrementalRenderResult;
   }
 
   /**
@@ -383,9 +393,14 @@ export function createIncrementalRenderer(): IncrementalRenderer {
     const natWritten = natInserts.length + serviceRules.length;
     const filterWritten = filterInserts.length;
     const tables = [filter, nat].filter((t) => t.chains.length > 0 || t.rules.length > 0);
+    const payloadParts = buildRestoreParts(tables);
+    const text = textOnce(payloadParts);
     return {
       mode: 'incremental',
-      payload: tables.length === 0 ? '' : buildRestorePayload(tables),
+      payloadParts,
+      get payload() {
+        return text();
+      },
       filter,
       nat,
       activeNatChains: c.activeChains,

@@ -10,8 +10,8 @@
  */
 
 import { type ParsedDump, parseDumpPartial, ruleTarget } from '../pkg/iptables/parse.ts';
-import { comment } from '../pkg/iptables/payload.ts';
-import type { Table } from '../pkg/iptables/types.ts';
+import { comment, type LineBuffer } from '../pkg/iptables/payload.ts';
+import type { RestorePayload, Table } from '../pkg/iptables/types.ts';
 import { type BuiltinJump, renderBuiltinJumps } from './render.ts';
 
 /** `-I` lines per table for the jumps absent from `saved` (iptables-save of filter and nat). */
@@ -19,7 +19,7 @@ export function missingJumpLines(
   saved: string,
   declaredChains: ReadonlyMap<Table, ReadonlySet<string>>,
 ): Map<Table, string[]> {
-  const dump = parseDumpPartial(saved).dump;
+  const dump = parseDumpPartial(builtinChainRules(saved)).dump;
   const out = new Map<Table, string[]>();
   for (const j of renderBuiltinJumps()) {
     // KUBE-FIREWALL is only in IPv4 payloads with localhost NodePorts; no chain, no jump.
@@ -28,6 +28,40 @@ export function missingJumpLines(
     const lines = out.get(j.table) ?? [];
     lines.push(['-I', j.chain, '1', ...argsForRestore(j)].join(' '));
     out.set(j.table, lines);
+  }
+  return out;
+}
+
+/**
+ * The save text cut down to what hasJump looks at: table lines and the built-in chains' rules.
+ * A full sync reads the whole table (170,000 rules at 10,000 Services); parsing all of it to
+ * find a handful of jumps would cost more than the rest of the render.
+ */
+function builtinChainRules(saved: string): string {
+  const keep: string[] = [];
+  for (let start = 0; start < saved.length; ) {
+    let end = saved.indexOf('\n', start);
+    if (end < 0) end = saved.length;
+    const c0 = saved.charCodeAt(start);
+    if (c0 === 42 /* '*' */ || saved.startsWith('COMMIT', start)) keep.push(saved.slice(start, end));
+    else if (c0 === 45 /* '-' */ && BUILTIN_RULE_PREFIXES.some((p) => saved.startsWith(p, start)))
+      keep.push(saved.slice(start, end));
+    start = end + 1;
+  }
+  keep.push('');
+  return keep.join('\n');
+}
+
+const BUILTIN_RULE_PREFIXES = ['INPUT', 'FORWARD', 'OUTPUT', 'PREROUTING', 'POSTROUTING'].map(
+  (c) => `-A ${c} `,
+);
+
+/** Which of `names` the buffer declares (`:NAME - [0:0]`), without splitting it into lines. */
+export function declaredAmong(chains: LineBuffer, names: Iterable<string>): Set<string> {
+  const out = new Set<string>();
+  for (const name of names) {
+    const line = `:${name} `;
+    if (chains.blocks.some((b) => b.startsWith(line) || b.includes(`\n${line}`))) out.add(name);
   }
   return out;
 }
@@ -50,8 +84,12 @@ function argsForRestore(j: BuiltinJump): string[] {
  * the whole payload (tens of MB at 10,000 services), so it is scanned line start by line start
  * and copied once, never split into a string per line.
  */
-export function withLinesBeforeCommit(payload: string, lines: ReadonlyMap<Table, readonly string[]>): string {
+export function withLinesBeforeCommit(
+  payload: RestorePayload,
+  lines: ReadonlyMap<Table, readonly string[]>,
+): RestorePayload {
   if (lines.size === 0) return payload;
+  if (typeof payload !== 'string') return withPartsBeforeCommit(payload, lines);
   let table: string | undefined;
   const parts: string[] = [];
   let copied = 0;
@@ -70,4 +108,19 @@ export function withLinesBeforeCommit(payload: string, lines: ReadonlyMap<Table,
   }
   parts.push(payload.slice(copied));
   return parts.join('');
+}
+
+/** withLinesBeforeCommit on parts (buildRestoreParts: `*table` and COMMIT are parts of their own). */
+function withPartsBeforeCommit(
+  parts: readonly string[],
+  lines: ReadonlyMap<Table, readonly string[]>,
+): string[] {
+  const out: string[] = [];
+  let table: string | undefined;
+  for (const p of parts) {
+    if (p.charCodeAt(0) === 42 /* '*' */ && !p.includes('\n')) table = p.slice(1);
+    if (p === 'COMMIT' && table !== undefined) for (const l of lines.get(table as Table) ?? []) out.push(l);
+    out.push(p);
+  }
+  return out;
 }

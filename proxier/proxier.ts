@@ -11,7 +11,8 @@ import { BoundedFrequencyRunner, type Clock, realClock } from '../pkg/async/boun
 import type { ProxyHealthServer } from '../pkg/health/proxy-health.ts';
 import type { ServiceHealthServer } from '../pkg/health/service-health.ts';
 import { chainNamesOf } from '../pkg/iptables/parse.ts';
-import type { Iptables, Table } from '../pkg/iptables/types.ts';
+import { payloadLength } from '../pkg/iptables/payload.ts';
+import type { Iptables, RestorePayload, Table } from '../pkg/iptables/types.ts';
 import type { EndpointSlice, Node, Service } from '../pkg/k8s/schemas.ts';
 import { TOPOLOGY_ZONE_LABEL } from '../pkg/k8s/schemas.ts';
 import type { Logger } from '../pkg/log/logger.ts';
@@ -20,8 +21,8 @@ import { parseIP } from '../pkg/net/ip.ts';
 import { createEndpointsChangeTracker, type EndpointsChangeTracker } from './endpointschangetracker.ts';
 import { createEndpointsMap, type EndpointsMapStore, type EndpointsMapUpdateResult } from './endpointsmap.ts';
 import { createIncrementalRenderer, type IncrementalRenderer } from './incremental.ts';
-import { missingJumpLines, withLinesBeforeCommit } from './jumps.ts';
-import type { RenderConfig, RenderResult } from './render.ts';
+import { declaredAmong, missingJumpLines, withLinesBeforeCommit } from './jumps.ts';
+import { type RenderConfig, type RenderResult, renderBuiltinJumps } from './render.ts';
 import { createServiceChangeTracker, type ServiceChangeTracker } from './servicechangetracker.ts';
 import { createServiceMap, type ServiceMap } from './servicemap.ts';
 import type { IPFamily, ServiceKey } from './types.ts';
@@ -239,9 +240,10 @@ export class Proxier {
         { full, changedServices: changed, ...(existingNatChains ? { existingNatChains } : {}) },
       );
       for (const w of render.warnings) this.log.warn(w);
-      const payload = full ? this.withBuiltinJumps(render, saved) : render.payload;
+      const payload = full ? this.withBuiltinJumps(render, saved) : render.payloadParts;
       // An incremental sync with nothing to change writes nothing at all.
-      if (payload !== '') await this.opts.iptables.restoreAll(payload, { flush: false, counters: true });
+      if (payloadLength(payload) > 0)
+        await this.opts.iptables.restoreAll(payload, { flush: false, counters: true });
     } catch (error) {
       this.renderer.reset();
       this.needFullSync = true;
@@ -252,7 +254,13 @@ export class Proxier {
       this.log.error({ err: error, full }, 'sync failed; the next sync is a full one');
       this.runner.retryAfter(this.opts.syncPeriodMs);
       this.observeDuration(full, started);
-      return { ran: true, full, ok: false, payloadBytes: render?.payload.length ?? 0, error };
+      return {
+        ran: true,
+        full,
+        ok: false,
+        payloadBytes: render ? payloadLength(render.payloadParts) : 0,
+        error,
+      };
     }
 
     this.renderer.commit();
@@ -265,7 +273,7 @@ export class Proxier {
       {
         full,
         changedServices: changed.size,
-        bytes: render.payload.length,
+        bytes: payloadLength(render.payloadParts),
         ms: Math.round(this.clock.now() - started),
       },
       'synced iptables rules',
@@ -281,7 +289,7 @@ export class Proxier {
       forceReconcile: this.lastSyncFailed,
     });
     this.lastSyncFailed = false;
-    return { ran: true, full, ok: true, payloadBytes: render.payload.length, render };
+    return { ran: true, full, ok: true, payloadBytes: payloadLength(render.payloadParts), render };
   }
 
   private localIPsOfFamily(): string[] {
@@ -311,7 +319,10 @@ export class Proxier {
       render.noLocalEndpoints.external,
     );
     m.syncProxyRulesLastTimestamp.set(labels, now / 1000);
-    m.syncPayloadBytes.observe({ ...labels, sync_type: full ? 'full' : 'partial' }, render.payload.length);
+    m.syncPayloadBytes.observe(
+      { ...labels, sync_type: full ? 'full' : 'partial' },
+      payloadLength(render.payloadParts),
+    );
   }
 
   private observeDuration(full: boolean, started: number): void {
@@ -335,12 +346,11 @@ export class Proxier {
    * (upstream ensures them only on full syncs too, #114181). Without a readable table the jumps
    * are all written: a duplicate jump is harmless, a missing one breaks every service.
    */
-  private withBuiltinJumps(render: RenderResult, saved: string | undefined): string {
+  private withBuiltinJumps(render: RenderResult, saved: string | undefined): RestorePayload {
+    const targets = new Set(renderBuiltinJumps().map((j) => j.target));
     const declared = new Map<Table, Set<string>>();
-    for (const t of [render.filter, render.nat]) {
-      declared.set(t.table, new Set(t.chains.lines.map((l) => l.slice(1, l.indexOf(' ')))));
-    }
-    return withLinesBeforeCommit(render.payload, missingJumpLines(saved ?? '', declared));
+    for (const t of [render.filter, render.nat]) declared.set(t.table, declaredAmong(t.chains, targets));
+    return withLinesBeforeCommit(render.payloadParts, missingJumpLines(saved ?? '', declared));
   }
 
   /** filter and nat as they are now; on failure stale chains simply stay until the next full sync. */

@@ -10,11 +10,12 @@
  */
 import type { TableContent } from '../pkg/iptables/payload.ts';
 import {
-  buildRestorePayload,
+  buildRestoreParts,
   chainLine,
   comment,
   LineBuffer,
   newTableContent,
+  textOnce,
 } from '../pkg/iptables/payload.ts';
 import type { IPFamily, ParsedIP } from '../pkg/net/ip.ts';
 import { cidrContains, parseCIDR, parseIP } from '../pkg/net/ip.ts';
@@ -152,6 +153,9 @@ export interface RuleCounts {
 }
 
 export interface RenderResult {
+  /** The restore payload as parts (RestorePayload): what a sync hands to iptables-restore. */
+  readonly payloadParts: readonly string[];
+  /** The payload's text, joined from the parts on first use (a sync never needs it). */
   readonly payload: string;
   readonly filter: TableContent;
   readonly nat: TableContent;
@@ -484,8 +488,13 @@ export function renderRules(state: RenderState, config: RenderConfig, opts: Rend
   const deleted = deletedNatChains.length;
   const natWritten = nat.rules.length - deleted;
   const filterWritten = filter.rules.length;
+  const payloadParts = buildRestoreParts([filter, nat]);
+  const text = textOnce(payloadParts);
   return {
-    payload: buildRestorePayload([filter, nat]),
+    payloadParts,
+    get payload() {
+      return text();
+    },
     filter,
     nat,
     activeNatChains,

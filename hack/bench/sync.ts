@@ -14,6 +14,7 @@
  *  7. the kernel's nat rule count against the renderer's gauge.
  * Repetitions use different Services; a value is the median of its repetitions.
  */
+import { payloadByteLength } from '../../pkg/iptables/payload.ts';
 import type { Iptables } from '../../pkg/iptables/types.ts';
 import { createEndpointsChangeTracker } from '../../proxier/endpointschangetracker.ts';
 import { createEndpointsMap } from '../../proxier/endpointsmap.ts';
@@ -125,10 +126,6 @@ async function timedAsync(f: () => Promise<void>): Promise<number> {
   return performance.now() - t0;
 }
 
-function bytes(s: string): number {
-  return Buffer.byteLength(s, 'utf8');
-}
-
 function gc(): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
@@ -175,7 +172,7 @@ export async function measureSync(o: SyncBenchOptions): Promise<SyncBenchResult>
     timed(() => renderer.render(state, config, opts));
   const cpuOfLast = o.lastExecCpuMs ?? (() => undefined);
   const restore = async (r: IncrementalRenderResult, cpu?: number[]): Promise<number> => {
-    const ms = await timedAsync(() => ipt.restoreAll(r.payload, NOFLUSH));
+    const ms = await timedAsync(() => ipt.restoreAll(r.payloadParts, NOFLUSH));
     const c = cpuOfLast();
     if (cpu !== undefined && c !== undefined) cpu.push(c);
     renderer.commit();
@@ -192,7 +189,7 @@ export async function measureSync(o: SyncBenchOptions): Promise<SyncBenchResult>
   const cpuRender = process.cpuUsage(cpu0);
   const renderFullCpuMs = (cpuRender.user + cpuRender.system) / 1000;
   const heapUsedMB = process.memoryUsage().heapUsed / MB;
-  const payloadFullBytes = bytes(full.payload);
+  const payloadFullBytes = payloadByteLength(full.payloadParts);
   const fullCpu: number[] = [];
   const restoreFullMs = await restore(full, fullCpu);
   const rssPeakMB = process.resourceUsage().maxRSS / 1024;
@@ -238,7 +235,7 @@ export async function measureSync(o: SyncBenchOptions): Promise<SyncBenchResult>
     if (res.mode !== 'incremental') problems.push(`one-endpoint change rendered in ${res.mode} mode`);
     partial.apply.push(applyMs);
     partial.render.push(renderMs);
-    partial.bytes.push(bytes(res.payload));
+    partial.bytes.push(payloadByteLength(res.payloadParts));
     partial.restore.push(await restore(res, partial.cpu));
   }
 
@@ -273,7 +270,7 @@ export async function measureSync(o: SyncBenchOptions): Promise<SyncBenchResult>
     });
     if (res.mode !== 'rewrite') problems.push(`upstream-style change rendered in ${res.mode} mode`);
     upstream.render.push(renderMs);
-    upstream.bytes.push(bytes(res.payload));
+    upstream.bytes.push(payloadByteLength(res.payloadParts));
     upstream.restore.push(await restore(res, upstream.cpu));
   }
 
@@ -288,7 +285,7 @@ export async function measureSync(o: SyncBenchOptions): Promise<SyncBenchResult>
     const [res, renderMs] = render({ full: false, changedServices: apply() });
     if (res.mode !== 'incremental') problems.push(`service add rendered in ${res.mode} mode`);
     added.render.push(renderMs);
-    added.bytes.push(bytes(res.payload));
+    added.bytes.push(payloadByteLength(res.payloadParts));
     added.restore.push(await restore(res));
   }
   for (let r = 0; r < o.reps; r++) {
@@ -300,7 +297,7 @@ export async function measureSync(o: SyncBenchOptions): Promise<SyncBenchResult>
     const [res, renderMs] = render({ full: false, changedServices: apply() });
     if (res.mode !== 'incremental') problems.push(`service delete rendered in ${res.mode} mode`);
     deleted.render.push(renderMs);
-    deleted.bytes.push(bytes(res.payload));
+    deleted.bytes.push(payloadByteLength(res.payloadParts));
     deleted.restore.push(await restore(res));
   }
 

@@ -28,7 +28,8 @@ import {
   ruleTarget,
   TARGET_EXTENSIONS,
 } from './parse.ts';
-import type { Backend, Family, Iptables, RestoreOptions, Table } from './types.ts';
+import { payloadText } from './payload.ts';
+import type { Backend, Family, Iptables, RestoreOptions, RestorePayload, Table } from './types.ts';
 import { RANDOM_FULLY_MIN_VERSION, versionAtLeast } from './version.ts';
 
 interface ChainState {
@@ -324,7 +325,12 @@ export function createFakeIptables(opts: FakeIptablesOptions = {}): FakeIptables
     }
   }
 
-  async function restoreImpl(only: Table | undefined, payload: string, o: RestoreOptions): Promise<void> {
+  async function restoreImpl(
+    only: Table | undefined,
+    given: RestorePayload,
+    o: RestoreOptions,
+  ): Promise<void> {
+    const payload = payloadText(given);
     restores.push({ table: only, payload, opts: { ...o } });
     if (nextRestoreFailure !== undefined) {
       const stderr = nextRestoreFailure;

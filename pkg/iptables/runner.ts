@@ -8,8 +8,9 @@ import type { Logger } from '../log/logger.ts';
 import { silentLogger } from '../log/logger.ts';
 import { IptablesError, type IptablesErrorCode, RestoreError } from './errors.ts';
 import { type Exec, type ExecResult, spawnExec } from './exec.ts';
+import { payloadChunks, payloadText } from './payload.ts';
 import { planSplit, sectionTexts } from './split.ts';
-import type { Backend, Family, Iptables, RestoreOptions, Table } from './types.ts';
+import type { Backend, Family, Iptables, RestoreOptions, RestorePayload, Table } from './types.ts';
 import {
   iptablesWaitFlags,
   MIN_CHECK_VERSION,
@@ -170,18 +171,22 @@ export function createIptablesRunner(opts: IptablesRunnerOptions): Iptables {
     throw failure(argv, r);
   }
 
-  async function restoreWith(extra: readonly string[], given: string, o: RestoreOptions): Promise<void> {
+  async function restoreWith(
+    extra: readonly string[],
+    given: RestorePayload,
+    o: RestoreOptions,
+  ): Promise<void> {
     const d = await detect();
     const argv = [bin.restore, ...d.restoreWaitFlags, ...extra];
     if (!o.flush) argv.push('--noflush');
     if (o.counters) argv.push('--counters');
     // Only --noflush: with flush, every section would empty the table again. The sections are
     // made as iptables-restore reads them, so the payload is never held twice.
-    const plan = backend === 'nft' && !o.flush ? planSplit(given) : undefined;
-    const r = await runRaw(argv, plan === undefined ? given : sectionTexts(plan));
+    const plan = backend === 'nft' && !o.flush ? planSplit(payloadText(given)) : undefined;
+    const r = await runRaw(argv, plan === undefined ? payloadChunks(given) : sectionTexts(plan));
     if (r.code === 0) return;
     // Line numbers in iptables' message count lines of what it was fed.
-    const payload = plan === undefined ? given : [...sectionTexts(plan)].join('');
+    const payload = plan === undefined ? payloadText(given) : [...sectionTexts(plan)].join('');
     if (classifyFailure(r) === 'lock-timeout') throw failure(argv, r);
     const err = new RestoreError({
       payload,

@@ -4,9 +4,9 @@
  * tests. Table and chain names are plain strings: the tables are fixed by the kernel, the chains
  * by the caller's naming module.
  */
-import type { Table } from './payload.ts';
+import type { RestorePayload, Table } from './payload.ts';
 
-export type { Table };
+export type { RestorePayload, Table };
 export type Family = 'IPv4' | 'IPv6';
 export type Backend = 'legacy' | 'nft';
 
@@ -38,10 +38,10 @@ export interface Iptables {
    * On nft a big `--noflush` table section goes in as several transactions (split.ts says why and
    * how every state between them stays consistent); a failure can then leave the earlier ones in.
    */
-  restoreAll(payload: string, opts: RestoreOptions): Promise<void>;
+  restoreAll(payload: RestorePayload, opts: RestoreOptions): Promise<void>;
 
   /** Like restoreAll, with `-T table`: only that table's section of the payload is applied. */
-  restore(table: Table, payload: string, opts: RestoreOptions): Promise<void>;
+  restore(table: Table, payload: RestorePayload, opts: RestoreOptions): Promise<void>;
 
   /** `iptables-save -t table`: the table's current contents as text (see parse.ts). */
   save(table: Table): Promise<string>;

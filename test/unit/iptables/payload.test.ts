@@ -1,12 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { parseDump, rulesOf } from '../../../pkg/iptables/parse.ts';
 import {
+  buildRestoreParts,
   buildRestorePayload,
   chainLine,
   comment,
   LineBuffer,
   newTableContent,
+  payloadByteLength,
+  payloadChunks,
+  payloadLength,
+  payloadText,
   quoteComment,
+  textOnce,
 } from '../../../pkg/iptables/payload.ts';
 import { tokenize } from '../../../pkg/iptables/tokenize.ts';
 
@@ -102,5 +108,50 @@ describe('LineBuffer blocks', () => {
   it('writes an empty table as its header and COMMIT only, and no tables as nothing', () => {
     expect(buildRestorePayload([newTableContent('filter')])).toBe('*filter\nCOMMIT\n');
     expect(buildRestorePayload([])).toBe('');
+  });
+});
+
+describe('restore payloads as parts', () => {
+  const tables = (): ReturnType<typeof newTableContent>[] => {
+    const filter = newTableContent('filter');
+    filter.chains.writeLine(':KUBE-FORWARD - [0:0]');
+    const nat = newTableContent('nat');
+    nat.chains.writeBlock(':KUBE-SVC-A - [0:0]\n:KUBE-SEP-B - [0:0]', 2);
+    for (let i = 0; i < 500; i++)
+      nat.rules.writeLine(`-A KUBE-SVC-A -m comment --comment "ns/sérvice-${i}" -j KUBE-SEP-B`);
+    return [filter, nat];
+  };
+
+  it('joins to buildRestorePayload, and measures the text without making it', () => {
+    const parts = buildRestoreParts(tables());
+    const text = buildRestorePayload(tables());
+    expect(payloadText(parts)).toBe(text);
+    expect(payloadLength(parts)).toBe(text.length);
+    expect(payloadByteLength(parts)).toBe(Buffer.byteLength(text));
+    expect(payloadByteLength(parts)).toBeGreaterThan(text.length); // the é is two bytes
+    expect(payloadLength([])).toBe(0);
+    expect(payloadText(buildRestoreParts([]))).toBe('');
+  });
+
+  it('streams chunks that concatenate to the text, none much over the chunk size', () => {
+    const parts = buildRestoreParts(tables());
+    const text = payloadText(parts);
+    for (const size of [1, 100, 4096, 1 << 20]) {
+      const chunks = [...payloadChunks(parts, size)];
+      expect(chunks.join('')).toBe(text);
+      for (const c of chunks.slice(0, -1)) expect(c.length).toBeLessThan(size + 80);
+    }
+    expect([...payloadChunks(parts, 4096)].length).toBeGreaterThan(5);
+    expect([...payloadChunks('*nat\nCOMMIT\n')]).toEqual(['*nat\nCOMMIT\n']);
+    expect([...payloadChunks('')]).toEqual([]);
+    expect([...payloadChunks([])]).toEqual([]);
+  });
+
+  it('joins once, on first use', () => {
+    const parts = buildRestoreParts(tables());
+    const text = textOnce(parts);
+    const first = text();
+    expect(first).toBe(payloadText(parts));
+    expect(text()).toBe(first);
   });
 });

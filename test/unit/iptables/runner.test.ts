@@ -147,6 +147,29 @@ describe('createIptablesRunner command lines', () => {
     expect(err).toMatchObject({ line: 3, lineText: '-A A -j NOPE', exitCode: 2 });
   });
 
+  it('streams payload parts: legacy gets their text in chunks, nft their text split', async () => {
+    const payload = clusterPayload({ services: 1_000, endpointsPerService: 5 });
+    const parts = payload.split('\n');
+    for (const backend of ['legacy', 'nft'] as const) {
+      const fed: string[] = [];
+      const exec: Exec = async (argv, opts) => {
+        if (typeof opts?.stdin === 'object') for (const piece of opts.stdin) fed.push(piece);
+        return {
+          code: 0,
+          signal: null,
+          stdout: argv.includes('--version') ? 'iptables v1.8.9\n' : '',
+          stderr: '',
+        };
+      };
+      await createIptablesRunner({ family: 'IPv4', backend, exec }).restoreAll(parts, {
+        flush: false,
+        counters: true,
+      });
+      expect(fed.length).toBeGreaterThan(5);
+      expect(fed.join('')).toBe(backend === 'nft' ? splitRestorePayload(payload) : payload);
+    }
+  });
+
   it('nft: a failed split restore names the line of the text it was fed', async () => {
     const payload = clusterPayload({ services: 1_000, endpointsPerService: 5 });
     const fed = splitRestorePayload(payload);

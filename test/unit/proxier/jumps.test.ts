@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createFakeIptables } from '../../../pkg/iptables/fake.ts';
+import { LineBuffer, payloadText } from '../../../pkg/iptables/payload.ts';
 import type { Table } from '../../../pkg/iptables/types.ts';
-import { missingJumpLines, withLinesBeforeCommit } from '../../../proxier/jumps.ts';
+import { declaredAmong, missingJumpLines, withLinesBeforeCommit } from '../../../proxier/jumps.ts';
 
 const DECLARED = new Map<Table, Set<string>>([
   [
@@ -97,8 +98,35 @@ describe('withLinesBeforeCommit', () => {
     );
   });
 
+  it('does the same on payload parts, without joining them', () => {
+    const parts = [
+      '*filter',
+      ':KUBE-A - [0:0]\n-A KUBE-A -j RETURN',
+      'COMMIT',
+      '*nat',
+      ':KUBE-C - [0:0]',
+      'COMMIT',
+      '',
+    ];
+    const got = withLinesBeforeCommit(parts, lines);
+    expect(Array.isArray(got)).toBe(true);
+    expect(payloadText(got)).toBe(withLinesBeforeCommit(payloadText(parts), lines));
+    expect(withLinesBeforeCommit(parts, new Map())).toBe(parts);
+  });
+
   it('returns the payload itself when there is nothing to add', () => {
     expect(withLinesBeforeCommit(PAYLOAD, new Map())).toBe(PAYLOAD);
     expect(withLinesBeforeCommit(PAYLOAD, new Map([['raw', ['-I X 1 -j Y']]]))).toBe(PAYLOAD);
+  });
+});
+
+describe('declaredAmong', () => {
+  it('finds chain lines in single lines and in blocks, whole names only', () => {
+    const b = new LineBuffer();
+    b.writeLine(':KUBE-SERVICES - [0:0]');
+    b.writeBlock(':KUBE-SVC-X - [0:0]\n:KUBE-NODEPORTS - [0:0]', 2);
+    b.writeLine(':KUBE-POSTROUTING-OTHER - [0:0]');
+    const got = declaredAmong(b, ['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-FORWARD']);
+    expect([...got].sort()).toEqual(['KUBE-NODEPORTS', 'KUBE-SERVICES']);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { IptablesError, RestoreError } from '../../../../pkg/iptables/errors.ts';
 import { createFakeIptables } from '../../../../pkg/iptables/fake.ts';
+import { payloadText } from '../../../../pkg/iptables/payload.ts';
 import type { Iptables } from '../../../../pkg/iptables/types.ts';
 import { silentLogger } from '../../../../pkg/log/logger.ts';
 import { cleanupLeftovers, isKubeProxyChain, renderCleanupPayload } from '../../../../proxier/cleanup.ts';
@@ -300,7 +301,8 @@ describe('cleanupLeftovers (fake iptables)', () => {
         return ipt.save(table);
       },
       restore: async (table, payload, opts) => {
-        if (table === 'mangle') throw new RestoreError({ payload, stderr: 'line 2 failed\n', exitCode: 1 });
+        if (table === 'mangle')
+          throw new RestoreError({ payload: payloadText(payload), stderr: 'line 2 failed\n', exitCode: 1 });
         return ipt.restore(table, payload, opts);
       },
     };

@@ -12,6 +12,7 @@
  */
 import { createFakeIptables, type FakeIptables } from '../../../../pkg/iptables/fake.ts';
 import { formatWords, isBuiltinChain } from '../../../../pkg/iptables/parse.ts';
+import { payloadText } from '../../../../pkg/iptables/payload.ts';
 import type { Family, Table } from '../../../../pkg/iptables/types.ts';
 
 const RULE_COMMAND = /^-[ADI] (\S+)/;
@@ -51,6 +52,6 @@ export function createNoflushFake(family: Family): FakeIptables {
   return {
     ...fake,
     restoreAll: (payload, opts) =>
-      fake.restoreAll(opts.flush ? payload : declareEditedChains(fake, payload), opts),
+      fake.restoreAll(opts.flush ? payload : declareEditedChains(fake, payloadText(payload)), opts),
   };
 }
