@@ -43,6 +43,8 @@ export interface LatencyOptions {
   readonly backend: Backend;
   readonly changes: number;
   readonly minSyncPeriodMs: number;
+  /** V8 flags for the daemon's node (the launcher's). */
+  readonly nodeFlags: readonly string[];
   /** Longest wait for the first full sync. */
   readonly initialSyncTimeoutMs: number;
   /** Longest wait for one change. */
@@ -173,6 +175,7 @@ export async function measureLatency(o: LatencyOptions): Promise<LatencyResult> 
     progress('latency: daemon start and first full sync');
     const args = [
       process.execPath,
+      ...o.nodeFlags,
       DAEMON,
       `--kubeconfig=${c.kubeconfig}`,
       '--hostname-override=node1',

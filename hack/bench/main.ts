@@ -18,6 +18,8 @@
  *   10,000 Services a legacy restore takes seconds); other lines carry null and say so.
  * - Conntrack cleanup (conntrack-netlink.ts, 100,000 entries) does not depend on the cluster
  *   size: it runs once per run and its numbers are attached to every line.
+ * - Node runs with the daemon's V8 flags (NODE_FLAGS in hack/kube-proxy-ts.sh) unless
+ *   --child-node-options gives others (`--child-node-options=` for V8's defaults).
  * Every namespace is made for the run and removed at the end, on failure and on SIGINT; nothing
  * touches the machine's own namespace. Every step has a time limit.
  */
@@ -149,7 +151,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     conntrackStale: 16,
     quick,
     skipSync: values['skip-sync'] === true,
-    childNodeOptions: (values['child-node-options'] ?? '').split(' ').filter(Boolean),
+    childNodeOptions: (values['child-node-options'] ?? daemonNodeFlags().join(' '))
+      .split(' ')
+      .filter(Boolean),
   };
 }
 
@@ -271,6 +275,18 @@ async function conntrackRun(args: BenchArgs): Promise<BenchLine> {
   };
 }
 
+/**
+ * The V8 flags bin/kube-proxy-ts starts the daemon with (its NODE_FLAGS line): what the render
+ * children and the latency daemon run with unless --child-node-options says otherwise, so that
+ * memory is measured as shipped.
+ */
+export function daemonNodeFlags(): string[] {
+  const launcher = readFileSync(join(REPO, 'hack/kube-proxy-ts.sh'), 'utf8');
+  const m = /^NODE_FLAGS="([^"]*)"$/m.exec(launcher);
+  if (m === null) throw new Error('hack/kube-proxy-ts.sh has no NODE_FLAGS="..." line');
+  return (m[1] as string).split(' ').filter(Boolean);
+}
+
 async function syncRun(size: Size, backend: BenchBackend, args: BenchArgs): Promise<BenchLine> {
   const ns = await createNetns(`bench-${backend}`);
   const unregister = onTeardown(() => deleteNetns(ns));
@@ -372,6 +388,7 @@ export async function main(argv: readonly string[]): Promise<number> {
               backend,
               changes: args.latencyChanges,
               minSyncPeriodMs: args.minSyncPeriodMs,
+              nodeFlags: args.childNodeOptions,
               initialSyncTimeoutMs: 20 * 60_000,
               changeTimeoutMs: 60_000,
               progress: (s) =>
