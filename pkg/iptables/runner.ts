@@ -182,7 +182,7 @@ export function createIptablesRunner(opts: IptablesRunnerOptions): Iptables {
     if (o.counters) argv.push('--counters');
     // Only --noflush: with flush, every section would empty the table again. The sections are
     // made as iptables-restore reads them, so the payload is never held twice.
-    const plan = backend === 'nft' && !o.flush ? planSplit(payloadText(given)) : undefined;
+    const plan = backend === 'nft' && !o.flush ? planSplit(given) : undefined;
     const r = await runRaw(argv, plan === undefined ? payloadChunks(given) : sectionTexts(plan));
     if (r.code === 0) return;
     // Line numbers in iptables' message count lines of what it was fed.

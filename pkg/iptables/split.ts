@@ -24,6 +24,8 @@
  * returned whole.
  */
 
+import { payloadText, type RestorePayload } from './payload.ts';
+
 export interface SplitOptions {
   /** Commands per section, roughly: a chain's commands are never split. */
   readonly sectionCommands: number;
@@ -34,15 +36,23 @@ export interface SplitOptions {
 export const NFT_SPLIT_DEFAULTS: SplitOptions = { sectionCommands: 2_000, minCommands: 8_000 };
 
 /**
- * Where each section's lines are in the payload. Lines are offsets and the plan is typed arrays,
- * not strings and objects: a 320,000-rule payload is 33 MB, and copying it line by line cost
- * seconds and hundreds of MB before iptables-restore read a byte.
+ * Where each section's lines are. Lines are (part, begin, end) in typed arrays, not strings: a
+ * 320,000-rule payload is 33 MB, and joining it, or copying it line by line, cost seconds and
+ * hundreds of MB before iptables-restore read a byte.
  */
 export interface SplitPlan {
-  readonly payload: string;
-  /** Start offset of every line, plus the payload's length at the end. */
-  readonly lineStarts: Int32Array;
+  readonly lines: PayloadLines;
   readonly sections: readonly PlannedSection[];
+}
+
+/** Every line of a payload given as parts (RestorePayload), by where it is. */
+interface PayloadLines {
+  readonly parts: readonly string[];
+  readonly count: number;
+  readonly part: Int32Array;
+  /** Offsets in the part: first character, and one past the last (the newline or the part's end). */
+  readonly begin: Int32Array;
+  readonly end: Int32Array;
 }
 
 interface PlannedSection {
@@ -54,71 +64,107 @@ interface PlannedSection {
 
 /**
  * The payload with its big tables cut into sections (each COMMIT is a transaction of its own),
- * as one string. Returns the input when nothing is gained or it cannot be ordered safely.
+ * as one string. Returns the input's text when nothing is gained or it cannot be ordered safely.
  */
-export function splitRestorePayload(payload: string, opts: SplitOptions = NFT_SPLIT_DEFAULTS): string {
+export function splitRestorePayload(
+  payload: RestorePayload,
+  opts: SplitOptions = NFT_SPLIT_DEFAULTS,
+): string {
   const plan = planSplit(payload, opts);
-  return plan === undefined ? payload : [...sectionTexts(plan)].join('');
+  return plan === undefined ? payloadText(payload) : [...sectionTexts(plan)].join('');
 }
 
 /** The text of each section of a plan, made one at a time, in order. */
 export function* sectionTexts(plan: SplitPlan): Generator<string> {
-  const { payload, lineStarts } = plan;
-  const slice = (from: number, to: number): string =>
-    payload.slice(lineStarts[from] as number, lineStarts[to] as number);
+  const { parts, part, begin, end } = plan.lines;
+  const slice = (i: number): string => (parts[part[i] as number] as string).slice(begin[i], end[i]);
   for (const s of plan.sections) {
-    const pieces: string[] = [slice(s.header, s.header + 1)];
-    // Runs of consecutive lines are copied as one slice.
-    let runStart = -1;
-    let runEnd = -1;
+    const pieces: string[] = [slice(s.header)];
+    // Runs of consecutive lines of one part are copied as one slice.
+    let runFirst = -1;
+    let runLast = -1;
+    const flush = (): void => {
+      if (runFirst >= 0)
+        pieces.push((parts[part[runFirst] as number] as string).slice(begin[runFirst], end[runLast]));
+    };
     for (const i of s.lines) {
-      if (i === runEnd) {
-        runEnd = i + 1;
+      if (runLast >= 0 && i === runLast + 1 && part[i] === part[runLast]) {
+        runLast = i;
         continue;
       }
-      if (runStart >= 0) pieces.push(slice(runStart, runEnd));
-      runStart = i;
-      runEnd = i + 1;
+      flush();
+      runFirst = i;
+      runLast = i;
     }
-    if (runStart >= 0) pieces.push(slice(runStart, runEnd));
+    flush();
     pieces.push('COMMIT\n');
-    yield pieces.join('');
+    yield pieces.join('\n');
   }
+}
+
+/** Indexes the lines of the payload's text without making it; undefined if it does not end in a newline. */
+function indexLines(payload: RestorePayload): PayloadLines | undefined {
+  // A string is one part followed by the empty part that its final newline implies.
+  const parts = typeof payload === 'string' ? [payload.slice(0, -1), ''] : payload;
+  if (typeof payload === 'string' && !payload.endsWith('\n')) return undefined;
+  if (parts.length < 2 || parts[parts.length - 1] !== '') return undefined;
+  let count = 0;
+  for (let p = 0; p < parts.length - 1; p++) {
+    const t = parts[p] as string;
+    count++;
+    for (let at = t.indexOf('\n'); at >= 0; at = t.indexOf('\n', at + 1)) count++;
+  }
+  const part = new Int32Array(count);
+  const begin = new Int32Array(count);
+  const end = new Int32Array(count);
+  let i = 0;
+  for (let p = 0; p < parts.length - 1; p++) {
+    const t = parts[p] as string;
+    let from = 0;
+    for (let at = t.indexOf('\n'); ; at = t.indexOf('\n', from)) {
+      part[i] = p;
+      begin[i] = from;
+      end[i] = at < 0 ? t.length : at;
+      i++;
+      if (at < 0) break;
+      from = at + 1;
+    }
+  }
+  return { parts, count, part, begin, end };
 }
 
 /**
  * How to cut the payload, or undefined when it is better fed whole: no table has minCommands
  * lines, or one cannot be ordered (a jump cycle, a line this does not understand).
  */
-export function planSplit(payload: string, opts: SplitOptions = NFT_SPLIT_DEFAULTS): SplitPlan | undefined {
-  // Every line must end with a newline for the slices to be whole lines.
-  if (payload.length === 0 || payload.charCodeAt(payload.length - 1) !== NEWLINE) return undefined;
-  let lineCount = 0;
-  for (let at = payload.indexOf('\n'); at >= 0; at = payload.indexOf('\n', at + 1)) lineCount++;
-  const lineStarts = new Int32Array(lineCount + 1);
-  for (let i = 1, at = payload.indexOf('\n'); at >= 0; i++, at = payload.indexOf('\n', at + 1))
-    lineStarts[i] = at + 1;
+export function planSplit(
+  payload: RestorePayload,
+  opts: SplitOptions = NFT_SPLIT_DEFAULTS,
+): SplitPlan | undefined {
+  const lines = indexLines(payload);
+  if (lines === undefined) return undefined;
+  const { parts, part, begin, end } = lines;
   const sections: PlannedSection[] = [];
   let changed = false;
   let header = -1;
-  for (let i = 0; i < lineCount; i++) {
-    const start = lineStarts[i] as number;
-    const c0 = payload.charCodeAt(start);
+  for (let i = 0; i < lines.count; i++) {
+    const t = parts[part[i] as number] as string;
+    const start = begin[i] as number;
+    const c0 = start < (end[i] as number) ? t.charCodeAt(start) : NEWLINE;
     if (c0 === STAR) {
       if (header >= 0) return undefined;
       header = i;
-    } else if (payload.startsWith('COMMIT\n', start)) {
+    } else if ((end[i] as number) - start === 6 && t.startsWith('COMMIT', start)) {
       if (header < 0) return undefined;
       const first = header + 1;
-      const split =
-        i - first >= opts.minCommands ? planTable(payload, lineStarts, first, i, opts) : undefined;
+      const split = i - first >= opts.minCommands ? planTable(lines, first, i, opts) : undefined;
       if (split === undefined) {
-        const lines = new Int32Array(i - first);
-        for (let k = 0; k < lines.length; k++) lines[k] = first + k;
-        sections.push({ header, lines });
+        const section = new Int32Array(i - first);
+        for (let k = 0; k < section.length; k++) section[k] = first + k;
+        sections.push({ header, lines: section });
       } else {
         changed = true;
-        for (const lines of split) sections.push({ header, lines });
+        for (const l of split) sections.push({ header, lines: l });
       }
       header = -1;
     } else if (c0 === NEWLINE || c0 === HASH || header < 0) {
@@ -126,7 +172,7 @@ export function planSplit(payload: string, opts: SplitOptions = NFT_SPLIT_DEFAUL
     }
   }
   if (header >= 0 || !changed) return undefined;
-  return { payload, lineStarts, sections };
+  return { lines, sections };
 }
 
 const NEWLINE = 0x0a;
@@ -150,13 +196,15 @@ const DELETION = -2;
 const DECLARATION = -3;
 
 function planTable(
-  payload: string,
-  lineStarts: Int32Array,
+  lines: PayloadLines,
   first: number,
-  end: number,
+  last: number,
   opts: SplitOptions,
 ): Int32Array[] | undefined {
-  const n = end - first;
+  const { parts, part, begin, end } = lines;
+  const isDeclaration = (l: number): boolean =>
+    (parts[part[l] as number] as string).charCodeAt(begin[l] as number) === COLON;
+  const n = last - first;
   const ids = new Map<string, number>();
   const declLine = new Int32Array(n);
   const deleted = new Uint8Array(n);
@@ -170,10 +218,11 @@ function planTable(
   // Consecutive commands mostly act on the same chain: checking that one first saves a lookup.
   let lastName = '';
   let lastId = -1;
-  for (let i = first; i < end; i++) {
+  for (let i = first; i < last; i++) {
     const r = i - first;
-    const start = lineStarts[i] as number;
-    const stop = (lineStarts[i + 1] as number) - 1; // the newline
+    const payload = parts[part[i] as number] as string;
+    const start = begin[i] as number;
+    const stop = end[i] as number;
     const c0 = payload.charCodeAt(start);
     if (c0 === COLON) {
       // A declaration after a command would flush what that command did: keep the order.
@@ -256,15 +305,13 @@ function planTable(
     const lines = new Int32Array(size);
     let w = 0;
     for (let k = from; k < to; k++) lines[w++] = declLine[ordered[k] as number] as number;
-    for (const e of extra)
-      for (const l of e) if (payload.charCodeAt(lineStarts[l] as number) === COLON) lines[w++] = l;
+    for (const e of extra) for (const l of e) if (isDeclaration(l)) lines[w++] = l;
     for (let k = from; k < to; k++) {
       const g = ordered[k] as number;
       for (let c = commandStart[g] as number; c < (commandStart[g + 1] as number); c++)
         lines[w++] = commands[c] as number;
     }
-    for (const e of extra)
-      for (const l of e) if (payload.charCodeAt(lineStarts[l] as number) !== COLON) lines[w++] = l;
+    for (const e of extra) for (const l of e) if (!isDeclaration(l)) lines[w++] = l;
     out.push(lines);
   };
   let from = 0;

@@ -119,6 +119,34 @@ describe('splitRestorePayload', () => {
     for (const c of next.staleChains) expect(stepwise.rulesOf('nat', c)).toBeUndefined();
   });
 
+  it('splits payload parts (blocks of lines) exactly as their text', () => {
+    const old = clusterChains({ services: 5, endpointsPerService: 2, endpointBase: 90_000 }).filter((c) =>
+      c.startsWith('KUBE-SEP-'),
+    );
+    const text = clusterPayload({
+      services: 40,
+      endpointsPerService: 3,
+      staleChains: old,
+      builtinJump: true,
+    });
+    const lines = text.slice(0, -1).split('\n');
+    // Blocks of 1 to 7 lines, as a renderer's LineBuffer holds them.
+    const parts: string[] = [];
+    for (let i = 0, k = 0; i < lines.length; k++) {
+      const n = 1 + ((k * 5) % 7);
+      parts.push(lines.slice(i, i + n).join('\n'));
+      i += n;
+    }
+    parts.push('');
+    expect(parts.join('\n')).toBe(text);
+    const split = splitRestorePayload(parts, SMALL);
+    expect(split).toBe(splitRestorePayload(text, SMALL));
+    expect(split).not.toBe(text);
+    // A payload without its final newline, or with an empty line, is left whole.
+    expect(splitRestorePayload(text.slice(0, -1), SMALL)).toBe(text.slice(0, -1));
+    expect(splitRestorePayload(['*nat', '', ...parts], SMALL)).toBe(['*nat', '', ...parts].join('\n'));
+  });
+
   it('leaves a payload it cannot order whole', () => {
     const cycle = [
       '*nat',
