@@ -3,6 +3,7 @@ import { createCpuTimingExec, parseGnuTime } from '../../../hack/bench/cpu-exec.
 import {
   BenchArgsError,
   DEFAULT_SIZES,
+  daemonNodeFlags,
   lastJsonLine,
   parseBenchArgs,
   parseSize,
@@ -88,8 +89,11 @@ describe('parseGnuTime', () => {
 });
 
 describe('--child-node-options', () => {
-  it('splits the flags for the rendering process; none by default', () => {
-    expect(parseBenchArgs([]).childNodeOptions).toEqual([]);
+  it("splits the flags for the rendering process; the launcher's by default, none when empty", () => {
+    // The launcher's NODE_FLAGS line, so that memory is measured as the daemon runs.
+    expect(daemonNodeFlags()).toEqual(['--max-semi-space-size=4']);
+    expect(parseBenchArgs([]).childNodeOptions).toEqual(daemonNodeFlags());
+    expect(parseBenchArgs(['--child-node-options=']).childNodeOptions).toEqual([]);
     expect(
       // A value starting with a dash goes after `=`, as node:util parseArgs requires.
       parseBenchArgs(['--child-node-options=--max-semi-space-size=4  --max-old-space-size=256'])
