@@ -25,11 +25,11 @@ export function scrambledName(prefix: string, n: number): string {
 export const svcChain = (i: number): string => scrambledName('KUBE-SVC-', i);
 export const sepChain = (n: number): string => scrambledName('KUBE-SEP-', n);
 
-function serviceIP(i: number): string {
+export function serviceIP(i: number): string {
   return `10.96.${(i >> 8) & 255}.${i & 255}`;
 }
 
-function endpointIP(n: number): string {
+export function endpointIP(n: number): string {
   return `10.${128 + ((n >> 16) & 63)}.${(n >> 8) & 255}.${n & 255}`;
 }
 

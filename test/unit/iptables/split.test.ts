@@ -1,7 +1,66 @@
 import { describe, expect, it } from 'vitest';
 import { createFakeIptables } from '../../../pkg/iptables/fake.ts';
 import { splitRestorePayload } from '../../../pkg/iptables/split.ts';
-import { clusterChains, clusterPayload, sepChain, svcChain } from '../../support/cluster-payload.ts';
+import {
+  clusterChains,
+  clusterPayload,
+  endpointIP,
+  scrambledName,
+  sepChain,
+  serviceIP,
+  svcChain,
+} from '../../support/cluster-payload.ts';
+
+/**
+ * An incremental sync's payload (proxier/incremental.ts's shape) over a clusterPayload cluster:
+ * each listed Service gets a new SVC chain and new endpoints; KUBE-SERVICES, which the payload
+ * does not declare, is edited rule by rule (`-D` the old jump, `-I` the new one); the old chains
+ * are flushed and deleted.
+ */
+function replaceServicesPayload(
+  services: readonly number[],
+  perService: number,
+): { payload: string; stale: string[] } {
+  const decls: string[] = [];
+  const edits: string[] = [];
+  const rules: string[] = [];
+  const stale: string[] = [];
+  const jump = (i: number, chain: string) =>
+    `KUBE-SERVICES -m comment --comment "ns/svc-${i}:http cluster IP" -m tcp -p tcp -d ${serviceIP(i)} --dport 80 -j ${chain}`;
+  for (const i of services) {
+    const svc = scrambledName('KUBE-SVC-', 100_000 + i);
+    decls.push(`:${svc} - [0:0]`);
+    edits.push(
+      `-D ${jump(i, svcChain(i))}`,
+      `-I ${jump(i, svc).replace('KUBE-SERVICES ', 'KUBE-SERVICES 1 ')}`,
+    );
+    stale.push(svcChain(i));
+    for (let j = 0; j < perService; j++) {
+      const e = 200_000 + i * perService + j;
+      const sep = sepChain(e);
+      decls.push(`:${sep} - [0:0]`);
+      rules.push(
+        `-A ${svc} -m statistic --mode random --probability ${(1 / (perService - j)).toFixed(10)} -j ${sep}`,
+      );
+      rules.push(
+        `-A ${sep} -s ${endpointIP(e)} -j KUBE-MARK-MASQ`,
+        `-A ${sep} -m tcp -p tcp -j DNAT --to-destination ${endpointIP(e)}:8080`,
+      );
+      stale.push(sepChain(i * perService + j));
+    }
+  }
+  const payload = [
+    '*nat',
+    ...decls,
+    ...stale.map((c) => `:${c} - [0:0]`),
+    ...edits,
+    ...rules,
+    ...stale.map((c) => `-X ${c}`),
+    'COMMIT',
+    '',
+  ].join('\n');
+  return { payload, stale };
+}
 
 const NOFLUSH = { flush: false, counters: true } as const;
 const SMALL = { sectionCommands: 50, minCommands: 100 };
@@ -145,6 +204,37 @@ describe('splitRestorePayload', () => {
     // A payload without its final newline, or with an empty line, is left whole.
     expect(splitRestorePayload(text.slice(0, -1), SMALL)).toBe(text.slice(0, -1));
     expect(splitRestorePayload(['*nat', '', ...parts], SMALL)).toBe(['*nat', '', ...parts].join('\n'));
+  });
+
+  it('splits an incremental payload (edits of an undeclared KUBE-SERVICES) without a broken state between sections', async () => {
+    const first = { services: 30, endpointsPerService: 3 };
+    const { payload, stale } = replaceServicesPayload([0, 3, 4, 7, 9, 12, 15, 20, 21, 29], 3);
+    const whole = createFakeIptables({ backend: 'nft' });
+    const stepwise = createFakeIptables({ backend: 'nft' });
+    for (const f of [whole, stepwise]) await f.restoreAll(clusterPayload(first), NOFLUSH);
+    const before = new Map(stale.map((c) => [c, whole.rulesOf('nat', c)]));
+    const servicesBefore = whole.rulesOf('nat', 'KUBE-SERVICES');
+    await whole.restoreAll(payload, NOFLUSH);
+
+    const sections = sectionsOf(splitRestorePayload(payload, SMALL));
+    expect(sections.length).toBeGreaterThan(2);
+    for (const [i, s] of sections.entries()) {
+      await stepwise.restoreAll(sectionText(s), NOFLUSH);
+      if (i === sections.length - 1) break;
+      // Until the last section, the old jumps and the chains they lead to are untouched.
+      expect(stepwise.rulesOf('nat', 'KUBE-SERVICES')).toEqual(servicesBefore);
+      for (const [c, rules] of before) expect(stepwise.rulesOf('nat', c)).toEqual(rules);
+    }
+    // The edits and the deletions are all in the last section.
+    const last = sections[sections.length - 1] as Section;
+    expect(
+      last.lines.filter((l) => l.startsWith('-D ') || l.startsWith('-I ') || l.startsWith('-X ')),
+    ).toHaveLength(
+      payload.split('\n').filter((l) => l.startsWith('-D ') || l.startsWith('-I ') || l.startsWith('-X '))
+        .length,
+    );
+    expect(await stepwise.saveAll()).toBe(await whole.saveAll());
+    for (const c of stale) expect(stepwise.rulesOf('nat', c)).toBeUndefined();
   });
 
   it('leaves a payload it cannot order whole', () => {
