@@ -11,15 +11,11 @@
  */
 import { createHash } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { createEndpointsChangeTracker } from '../../proxier/endpointschangetracker.ts';
-import { createEndpointsMap } from '../../proxier/endpointsmap.ts';
 import { createIncrementalRenderer, type IncrementalRenderResult } from '../../proxier/incremental.ts';
-import type { RenderOptions, RenderState } from '../../proxier/render.ts';
-import { createServiceChangeTracker } from '../../proxier/servicechangetracker.ts';
-import { createServiceMap } from '../../proxier/servicemap.ts';
+import type { RenderOptions } from '../../proxier/render.ts';
 import { median, round1 } from './result.ts';
-import { BENCH_NODE_NAME, benchRenderConfig } from './sync.ts';
-import { createSyntheticCluster, parseEndpointSlice, parseService, serviceObject } from './synthetic.ts';
+import { benchRenderConfig, loadSyntheticNode } from './sync.ts';
+import { parseEndpointSlice } from './synthetic.ts';
 
 const MB = 1024 * 1024;
 
@@ -60,18 +56,10 @@ function timed<T>(f: () => T): [T, Timing] {
   return [v, { ms, cpuMs: (c.user + c.system) / 1000, sysMs: c.system / 1000, faults }];
 }
 
-const cluster = createSyntheticCluster(services, perService);
-const svcTracker = createServiceChangeTracker('IPv4');
-const epTracker = createEndpointsChangeTracker({ family: 'IPv4', nodeName: BENCH_NODE_NAME });
-const serviceMap = createServiceMap();
-const endpointsMap = createEndpointsMap();
-for (const i of cluster.serviceIndexes()) {
-  svcTracker.update(undefined, parseService(serviceObject(i)));
-  epTracker.endpointSliceUpdate(parseEndpointSlice(cluster.sliceObject(i)), false);
-}
-serviceMap.update(svcTracker);
-endpointsMap.update(epTracker);
-const state: RenderState = { services: serviceMap.ports, endpoints: endpointsMap.endpoints };
+const { cluster, svcTracker, epTracker, serviceMap, endpointsMap, state } = loadSyntheticNode(
+  services,
+  perService,
+);
 const config = benchRenderConfig();
 const renderer = createIncrementalRenderer();
 const render = (opts: RenderOptions): [IncrementalRenderResult, Timing] =>

@@ -29,6 +29,7 @@ import {
   createSyntheticCluster,
   parseEndpointSlice,
   parseService,
+  type SyntheticCluster,
   serviceName,
   serviceObject,
 } from './synthetic.ts';
@@ -51,6 +52,33 @@ export function benchRenderConfig(): RenderConfig {
     nfacctCounters: new Set(),
     tcpBeLiberal: false,
   };
+}
+
+/** A synthetic cluster fed through the real trackers into the maps a node renders from. */
+export interface SyntheticNode {
+  readonly cluster: SyntheticCluster;
+  readonly svcTracker: ReturnType<typeof createServiceChangeTracker>;
+  readonly epTracker: ReturnType<typeof createEndpointsChangeTracker>;
+  readonly serviceMap: ReturnType<typeof createServiceMap>;
+  readonly endpointsMap: ReturnType<typeof createEndpointsMap>;
+  readonly state: RenderState;
+}
+
+/** Loads every Service and EndpointSlice of a new synthetic cluster, as informers deliver them. */
+export function loadSyntheticNode(services: number, endpointsPerService: number): SyntheticNode {
+  const cluster = createSyntheticCluster(services, endpointsPerService);
+  const svcTracker = createServiceChangeTracker('IPv4');
+  const epTracker = createEndpointsChangeTracker({ family: 'IPv4', nodeName: BENCH_NODE_NAME });
+  const serviceMap = createServiceMap();
+  const endpointsMap = createEndpointsMap();
+  for (const i of cluster.serviceIndexes()) {
+    svcTracker.update(undefined, parseService(serviceObject(i)));
+    epTracker.endpointSliceUpdate(parseEndpointSlice(cluster.sliceObject(i)), false);
+  }
+  serviceMap.update(svcTracker);
+  endpointsMap.update(epTracker);
+  const state: RenderState = { services: serviceMap.ports, endpoints: endpointsMap.endpoints };
+  return { cluster, svcTracker, epTracker, serviceMap, endpointsMap, state };
 }
 
 export interface SyncBenchOptions {
@@ -142,12 +170,6 @@ export async function measureSync(o: SyncBenchOptions): Promise<SyncBenchResult>
   const progress = o.progress ?? (() => {});
   const problems: string[] = [];
   const config = benchRenderConfig();
-  const cluster = createSyntheticCluster(o.services, o.endpointsPerService);
-  const svcTracker = createServiceChangeTracker('IPv4');
-  const epTracker = createEndpointsChangeTracker({ family: 'IPv4', nodeName: BENCH_NODE_NAME });
-  const serviceMap = createServiceMap();
-  const endpointsMap = createEndpointsMap();
-  const state: RenderState = { services: serviceMap.ports, endpoints: endpointsMap.endpoints };
   const renderer = createIncrementalRenderer();
   let activeChains = new Set<string>();
   await ipt.version(); // detection (one `iptables --version`) stays out of the timings
@@ -155,12 +177,10 @@ export async function measureSync(o: SyncBenchOptions): Promise<SyncBenchResult>
   // ---- the cluster, through the trackers as informers deliver it ----
   progress('load');
   const t0 = performance.now();
-  for (const i of cluster.serviceIndexes()) {
-    svcTracker.update(undefined, parseService(serviceObject(i)));
-    epTracker.endpointSliceUpdate(parseEndpointSlice(cluster.sliceObject(i)), false);
-  }
-  serviceMap.update(svcTracker);
-  endpointsMap.update(epTracker);
+  const { cluster, svcTracker, epTracker, serviceMap, endpointsMap, state } = loadSyntheticNode(
+    o.services,
+    o.endpointsPerService,
+  );
   const trackerLoadMs = performance.now() - t0;
 
   const apply = (): Set<ServiceKey> => {
