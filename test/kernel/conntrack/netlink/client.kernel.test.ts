@@ -7,8 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IPS_DST_NAT, IPS_SEEN_REPLY } from '../../../../conntrack/netlink/constants.ts';
 import { flowKey } from '../../../../conntrack/netlink/flow.ts';
-import { forEachMessage, type NewConntrackFlow, parseFlow } from '../../../../conntrack/netlink/messages.ts';
+import { forEachMessage, type NewConntrackFlow } from '../../../../conntrack/netlink/messages.ts';
 import type { ConntrackFlow, DeleteResult, DumpFilter } from '../../../../conntrack/netlink/types.ts';
+import { parseFlow } from '../../../support/conntrack-reference-reader.ts';
 import { createNetns, deleteNetns, execIn, execInOk, vethPair } from '../../../support/netns.ts';
 
 const DRIVER = fileURLToPath(new URL('./driver.ts', import.meta.url));

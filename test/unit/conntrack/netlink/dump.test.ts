@@ -8,7 +8,7 @@ import {
   readDumpDatagram,
 } from '../../../../conntrack/netlink/dump.ts';
 import { ConntrackError } from '../../../../conntrack/netlink/errors.ts';
-import { forEachMessage, parseFlow } from '../../../../conntrack/netlink/messages.ts';
+import { forEachMessage } from '../../../../conntrack/netlink/messages.ts';
 import type {
   ConntrackFamily,
   ConntrackFlow,
@@ -16,6 +16,7 @@ import type {
   DumpFilter,
 } from '../../../../conntrack/netlink/types.ts';
 import { parseIP } from '../../../../pkg/net/ip.ts';
+import { parseFlow } from '../../../support/conntrack-reference-reader.ts';
 import { CAPTURED_DONE4, CAPTURED_UDP4, CAPTURED_UDP6 } from './captured.ts';
 import { doneMessage, dumpEntry, errorMessage } from './fake-kernel.ts';
 

@@ -16,10 +16,10 @@ import {
   forEachMessage,
   parseDoneMessage,
   parseErrorMessage,
-  parseFlow,
   type RawMessage,
 } from '../../../../conntrack/netlink/messages.ts';
 import type { ConntrackFlow } from '../../../../conntrack/netlink/types.ts';
+import { parseFlow } from '../../../support/conntrack-reference-reader.ts';
 
 import { CAPTURED_DONE4, CAPTURED_UDP4, CAPTURED_UDP6 } from './captured.ts';
 
