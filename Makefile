@@ -14,7 +14,7 @@ endif
 export PATH := $(NODE_ENV_PATH)
 
 BIN := bin/kube-proxy-ts
-DEB_PACKAGES := iptables conntrack iproute2 socat kmod shellcheck time
+DEB_PACKAGES := iptables conntrack iproute2 socat kmod procps shellcheck time
 
 .PHONY: build deps host-deps typecheck lint format test test-unit test-kernel run bench clean
 
@@ -27,7 +27,7 @@ deps: node_modules/.installed
 # Kernel tests drive the host's iptables, conntrack and ip tools inside network namespaces.
 host-deps:
 	@missing=""; \
-	for c in iptables-restore iptables-legacy-restore iptables-nft-restore conntrack ip socat shellcheck /usr/bin/time; do \
+	for c in iptables-restore iptables-legacy-restore iptables-nft-restore conntrack ip socat sysctl shellcheck /usr/bin/time; do \
 	  command -v $$c >/dev/null 2>&1 || missing=1; \
 	done; \
 	if [ -n "$$missing" ]; then \

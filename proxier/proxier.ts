@@ -219,6 +219,8 @@ export class Proxier {
     const changed = new Set<ServiceKey>([...services.updatedServices, ...endpoints.updatedServices]);
     const labels = { ip_family: this.family } as const;
     let render: RenderResult | undefined;
+    // The text length of the rendered payload (built-in jumps aside), for logs and metrics.
+    let payloadBytes = 0;
     try {
       this.hasRandomFully ??= await this.opts.iptables.hasRandomFully().catch(() => false);
       // Full syncs read the tables once: for stale chains and for missing built-in jumps.
@@ -240,6 +242,7 @@ export class Proxier {
         { full, changedServices: changed, ...(existingNatChains ? { existingNatChains } : {}) },
       );
       for (const w of render.warnings) this.log.warn(w);
+      payloadBytes = payloadLength(render.payloadParts);
       const payload = full ? this.withBuiltinJumps(render, saved) : render.payloadParts;
       // An incremental sync with nothing to change writes nothing at all.
       if (payloadLength(payload) > 0)
@@ -254,26 +257,20 @@ export class Proxier {
       this.log.error({ err: error, full }, 'sync failed; the next sync is a full one');
       this.runner.retryAfter(this.opts.syncPeriodMs);
       this.observeDuration(full, started);
-      return {
-        ran: true,
-        full,
-        ok: false,
-        payloadBytes: render ? payloadLength(render.payloadParts) : 0,
-        error,
-      };
+      return { ran: true, full, ok: false, payloadBytes, error };
     }
 
     this.renderer.commit();
     this.needFullSync = false;
     if (full) this.lastFullSync = this.clock.now();
     this.knownNatChains = render.activeNatChains;
-    this.afterSuccess(render, full, endpoints);
+    this.afterSuccess(render, full, endpoints, payloadBytes);
     this.observeDuration(full, started);
     this.log.debug(
       {
         full,
         changedServices: changed.size,
-        bytes: payloadLength(render.payloadParts),
+        bytes: payloadBytes,
         ms: Math.round(this.clock.now() - started),
       },
       'synced iptables rules',
@@ -289,14 +286,19 @@ export class Proxier {
       forceReconcile: this.lastSyncFailed,
     });
     this.lastSyncFailed = false;
-    return { ran: true, full, ok: true, payloadBytes: payloadLength(render.payloadParts), render };
+    return { ran: true, full, ok: true, payloadBytes, render };
   }
 
   private localIPsOfFamily(): string[] {
     return (this.opts.localAddresses?.() ?? []).filter((a) => parseIP(a)?.family === this.family);
   }
 
-  private afterSuccess(render: RenderResult, full: boolean, endpoints: EndpointsMapUpdateResult): void {
+  private afterSuccess(
+    render: RenderResult,
+    full: boolean,
+    endpoints: EndpointsMapUpdateResult,
+    payloadBytes: number,
+  ): void {
     const m = this.opts.metrics;
     const labels = { ip_family: this.family } as const;
     this.opts.health?.updated(this.family);
@@ -319,10 +321,7 @@ export class Proxier {
       render.noLocalEndpoints.external,
     );
     m.syncProxyRulesLastTimestamp.set(labels, now / 1000);
-    m.syncPayloadBytes.observe(
-      { ...labels, sync_type: full ? 'full' : 'partial' },
-      payloadLength(render.payloadParts),
-    );
+    m.syncPayloadBytes.observe({ ...labels, sync_type: full ? 'full' : 'partial' }, payloadBytes);
   }
 
   private observeDuration(full: boolean, started: number): void {

@@ -1,8 +1,8 @@
 /**
  * The dump's hot path: reads the datagrams of a ctnetlink dump into flows. A 100,000-entry UDP
  * dump is about 19 MB in some 600 datagrams, and reading it used to cost more than the kernel
- * took to write it. `parseFlow` (messages.ts) stays the reference reader; this one gives the same
- * flows (unit tests hold both to the same captured bytes) for less:
+ * took to write it. The earlier, plain reader is kept in test/support/conntrack-reference-reader.ts
+ * as the reference; this one gives the same flows (tests hold both to the same bytes) for less:
  *
  * - one pass over each datagram, with no object per netlink message or per tuple while reading:
  *   what an entry says is kept in numbers (addresses as their value or their offset) until the
@@ -33,9 +33,6 @@ import {
   CTA_TUPLE_REPLY,
   CTA_ZONE,
   IPCTNL_MSG_CT_NEW,
-  IPPROTO_SCTP,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
   NFGENMSG_LEN,
   NFNL_SUBSYS_CTNETLINK,
   NLA_TYPE_MASK,
@@ -46,6 +43,7 @@ import {
   NLMSG_OVERRUN,
 } from './constants.ts';
 import { ConntrackError } from './errors.ts';
+import { protocolName } from './messages.ts';
 import type { ConntrackFamily, ConntrackFlow, ConntrackProtocol, DumpFilter, FlowTuple } from './types.ts';
 
 const LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -302,13 +300,6 @@ function addressText(buf: Uint8Array, kind: number, v: number): string {
 function sameAddress(buf: Uint8Array, kindA: number, a: number, kindB: number, b: number): boolean {
   if (kindA !== kindB || kindA === NONE) return false;
   return kindA === V4 ? a === b : sameV6(buf, a, b);
-}
-
-function protocolName(num: number): ConntrackProtocol | undefined {
-  if (num === IPPROTO_UDP) return 'UDP';
-  if (num === IPPROTO_TCP) return 'TCP';
-  if (num === IPPROTO_SCTP) return 'SCTP';
-  return undefined;
 }
 
 type MutableFlow = { -readonly [K in keyof ConntrackFlow]: ConntrackFlow[K] };

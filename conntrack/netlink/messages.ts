@@ -71,6 +71,13 @@ export function protocolNumber(protocol: ConntrackProtocol): number {
   }
 }
 
+export function protocolName(num: number): ConntrackProtocol | undefined {
+  if (num === IPPROTO_UDP) return 'UDP';
+  if (num === IPPROTO_TCP) return 'TCP';
+  if (num === IPPROTO_SCTP) return 'SCTP';
+  return undefined;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Building requests
 

@@ -16,12 +16,15 @@
  */
 import { payloadByteLength } from '../../pkg/iptables/payload.ts';
 import type { Iptables } from '../../pkg/iptables/types.ts';
-import { createEndpointsChangeTracker } from '../../proxier/endpointschangetracker.ts';
-import { createEndpointsMap } from '../../proxier/endpointsmap.ts';
+import {
+  createEndpointsChangeTracker,
+  type EndpointsChangeTracker,
+} from '../../proxier/endpointschangetracker.ts';
+import { createEndpointsMap, type EndpointsMapStore } from '../../proxier/endpointsmap.ts';
 import { createIncrementalRenderer, type IncrementalRenderResult } from '../../proxier/incremental.ts';
 import type { RenderConfig, RenderOptions, RenderState } from '../../proxier/render.ts';
-import { createServiceChangeTracker } from '../../proxier/servicechangetracker.ts';
-import { createServiceMap } from '../../proxier/servicemap.ts';
+import { createServiceChangeTracker, type ServiceChangeTracker } from '../../proxier/servicechangetracker.ts';
+import { createServiceMap, type ServiceMap } from '../../proxier/servicemap.ts';
 import type { ServiceKey } from '../../proxier/types.ts';
 import { median, round1 } from './result.ts';
 import {
@@ -57,10 +60,10 @@ export function benchRenderConfig(): RenderConfig {
 /** A synthetic cluster fed through the real trackers into the maps a node renders from. */
 export interface SyntheticNode {
   readonly cluster: SyntheticCluster;
-  readonly svcTracker: ReturnType<typeof createServiceChangeTracker>;
-  readonly epTracker: ReturnType<typeof createEndpointsChangeTracker>;
-  readonly serviceMap: ReturnType<typeof createServiceMap>;
-  readonly endpointsMap: ReturnType<typeof createEndpointsMap>;
+  readonly svcTracker: ServiceChangeTracker;
+  readonly epTracker: EndpointsChangeTracker;
+  readonly serviceMap: ServiceMap;
+  readonly endpointsMap: EndpointsMapStore;
   readonly state: RenderState;
 }
 

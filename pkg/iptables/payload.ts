@@ -169,19 +169,31 @@ export function payloadByteLength(payload: RestorePayload): number {
  * The text in pieces of about `chunkChars` (a part is never cut), made one at a time: what a
  * pipe writer wants. Their concatenation is payloadText(payload).
  */
-export function* payloadChunks(payload: RestorePayload, chunkChars = 64 * 1024): Generator<string> {
-  if (typeof payload === 'string') {
-    if (payload !== '') yield payload;
-    return;
-  }
-  let from = 0;
+export function* payloadChunks(payload: RestorePayload, chunkChars = CHUNK_CHARS): Generator<string> {
+  if (typeof payload !== 'string') yield* joinInChunks(payload, chunkChars);
+  else if (payload !== '') yield payload;
+}
+
+// Under V8's regular object size (128 KiB): a bigger string lives in large-object space, which
+// only a full GC frees, so a stream of them piles up.
+const CHUNK_CHARS = 64 * 1024;
+
+/**
+ * `[...pieces].join('\n')`, made in chunks of about `chunkChars` as the pieces come (a piece is
+ * never cut): the concatenation of the chunks is the join.
+ */
+export function* joinInChunks(pieces: Iterable<string>, chunkChars = CHUNK_CHARS): Generator<string> {
+  let batch: string[] = [];
   let chars = 0;
-  for (let i = 0; i < payload.length; i++) {
-    chars += (payload[i] as string).length + 1;
-    if (chars < chunkChars || i === payload.length - 1) continue;
-    yield `${payload.slice(from, i + 1).join('\n')}\n`;
-    from = i + 1;
+  for (const piece of pieces) {
+    batch.push(piece);
+    chars += piece.length + 1;
+    if (chars < chunkChars) continue;
+    yield batch.join('\n');
+    // The separator between this chunk's last piece and the next one leads the next chunk.
+    batch = [''];
     chars = 0;
   }
-  if (from < payload.length) yield payload.slice(from).join('\n');
+  // chars is 0 only when nothing came after the last chunk (or nothing came at all).
+  if (chars > 0) yield batch.join('\n');
 }

@@ -24,7 +24,7 @@
  * returned whole.
  */
 
-import { payloadText, type RestorePayload } from './payload.ts';
+import { joinInChunks, payloadText, type RestorePayload } from './payload.ts';
 
 export interface SplitOptions {
   /** Commands per section, roughly: a chain's commands are never split. */
@@ -74,21 +74,16 @@ export function splitRestorePayload(
   return plan === undefined ? payloadText(payload) : [...sectionTexts(plan)].join('');
 }
 
-/**
- * The split text, in pieces of about `chunkChars` made one at a time, in order. Small pieces on
- * purpose: a string over V8's regular object size (128 KiB) lives in large-object space, freed
- * only by a full GC, so one string per section (150 KB at 10,000 Services) piled up ~30 MB.
- */
-export function* sectionTexts(plan: SplitPlan, chunkChars = 32 * 1024): Generator<string> {
+/** The split text in chunks made one at a time, in order, as a pipe writer wants them. */
+export function sectionTexts(plan: SplitPlan): Generator<string> {
+  return joinInChunks(sectionPieces(plan));
+}
+
+/** The split text as pieces to join with newlines: lines, runs of lines, COMMITs, then ''. */
+function* sectionPieces(plan: SplitPlan): Generator<string> {
   const { parts, part, begin, end } = plan.lines;
-  let pieces: string[] = [];
-  let chars = 0;
-  const add = (piece: string): void => {
-    pieces.push(piece);
-    chars += piece.length + 1;
-  };
   for (const s of plan.sections) {
-    add((parts[part[s.header] as number] as string).slice(begin[s.header], end[s.header]));
+    yield (parts[part[s.header] as number] as string).slice(begin[s.header], end[s.header]);
     // Runs of consecutive lines of one part are copied as one slice.
     let runFirst = -1;
     let runLast = -1;
@@ -99,18 +94,13 @@ export function* sectionTexts(plan: SplitPlan, chunkChars = 32 * 1024): Generato
         continue;
       }
       if (runFirst >= 0)
-        add((parts[part[runFirst] as number] as string).slice(begin[runFirst], end[runLast]));
+        yield (parts[part[runFirst] as number] as string).slice(begin[runFirst], end[runLast]);
       runFirst = i;
       runLast = i;
-      if (chars >= chunkChars) {
-        yield `${pieces.join('\n')}\n`;
-        pieces = [];
-        chars = 0;
-      }
     }
-    add('COMMIT');
+    yield 'COMMIT';
   }
-  if (pieces.length > 0) yield `${pieces.join('\n')}\n`;
+  yield '';
 }
 
 /** Indexes the lines of the payload's text without making it; undefined if it does not end in a newline. */

@@ -24,15 +24,12 @@ import {
   CTA_TUPLE_PROTO,
   CTA_TUPLE_REPLY,
   CTA_ZONE,
-  IPPROTO_SCTP,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
   NFGENMSG_LEN,
   NLA_TYPE_MASK,
 } from '../../conntrack/netlink/constants.ts';
 import { ConntrackError } from '../../conntrack/netlink/errors.ts';
-import type { RawMessage } from '../../conntrack/netlink/messages.ts';
-import type { ConntrackFamily, ConntrackFlow, ConntrackProtocol } from '../../conntrack/netlink/types.ts';
+import { protocolName, type RawMessage } from '../../conntrack/netlink/messages.ts';
+import type { ConntrackFamily, ConntrackFlow } from '../../conntrack/netlink/types.ts';
 import { parseIP } from '../../pkg/net/ip.ts';
 
 const LE = endianness() === 'LE';
@@ -50,13 +47,6 @@ function readBE32(buf: Buffer, off: number): number {
 }
 
 const align4 = (n: number) => (n + 3) & ~3;
-
-function protocolName(num: number): ConntrackProtocol | undefined {
-  if (num === IPPROTO_UDP) return 'UDP';
-  if (num === IPPROTO_TCP) return 'TCP';
-  if (num === IPPROTO_SCTP) return 'SCTP';
-  return undefined;
-}
 
 /** Decimal text of each byte value, so IPv4 text is built without number formatting. */
 const OCTETS: readonly string[] = Array.from({ length: 256 }, (_, i) => String(i));

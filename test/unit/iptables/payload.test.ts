@@ -5,6 +5,7 @@ import {
   buildRestorePayload,
   chainLine,
   comment,
+  joinInChunks,
   LineBuffer,
   newTableContent,
   payloadByteLength,
@@ -145,6 +146,25 @@ describe('restore payloads as parts', () => {
     expect([...payloadChunks('*nat\nCOMMIT\n')]).toEqual(['*nat\nCOMMIT\n']);
     expect([...payloadChunks('')]).toEqual([]);
     expect([...payloadChunks([])]).toEqual([]);
+  });
+
+  it('joins pieces in chunks whose concatenation is the join, also at chunk boundaries', () => {
+    for (const pieces of [
+      [],
+      [''],
+      ['a'],
+      ['a', ''],
+      ['ab', 'cd', ''],
+      ['ab', '', 'cd'],
+      ['x'.repeat(10), 'y', ''],
+    ]) {
+      for (const size of [1, 2, 3, 4, 100]) {
+        expect([...joinInChunks(pieces, size)].join(''), `${JSON.stringify(pieces)} / ${size}`).toBe(
+          pieces.join('\n'),
+        );
+      }
+    }
+    expect([...joinInChunks(['ab', 'cd', 'ef'], 3)]).toEqual(['ab', '\ncd', '\nef']);
   });
 
   it('joins once, on first use', () => {
